@@ -1,0 +1,173 @@
+/**
+ * The configuration, read from the environment here and nowhere else.
+ * Every variable is documented in the README with its default; a bad value
+ * is reported by name, all problems at once.
+ */
+import { ConfigError } from './errors.js';
+
+export const DATABASE_URL_DEFAULT =
+  'postgres://postgres@127.0.0.1:5432/postgres';
+export const DATABASE_SCHEMA_DEFAULT = 'lana_jobs';
+export const DATABASE_POOL_SIZE_DEFAULT = 10;
+export const REDIS_URL_DEFAULT = 'redis://127.0.0.1:6379';
+export const QUEUE_PREFIX_DEFAULT = 'lana-jobs';
+export const WORKER_CONCURRENCY_DEFAULT = 10;
+export const JOB_LEASE_MS_DEFAULT = 30_000;
+export const LOG_LEVEL_DEFAULT = 'info';
+
+const LOG_LEVELS = [
+  'fatal',
+  'error',
+  'warn',
+  'info',
+  'debug',
+  'trace',
+  'silent',
+];
+const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export interface Config {
+  /** `DATABASE_URL`: Postgres, TLS and password in the URL (`sslmode=`). */
+  databaseUrl: string;
+  /** `DATABASE_SCHEMA`: the schema holding the job tables. */
+  databaseSchema: string;
+  /** `DATABASE_POOL_SIZE`: connections per process. */
+  databasePoolSize: number;
+  /** `REDIS_URL`: Redis for BullMQ (`rediss://` for TLS). */
+  redisUrl: string;
+  /** `QUEUE_PREFIX`: the prefix of every BullMQ key. */
+  queuePrefix: string;
+  /** `WORKER_CONCURRENCY`: parallel attempts per queue and replica. */
+  workerConcurrency: number;
+  /** `WORKER_CONCURRENCY_<TYPE>` (type upper-cased, dashes as `_`). */
+  workerConcurrencyByType: Readonly<Record<string, number>>;
+  /** `JOB_LEASE_MS`: lease and BullMQ lock duration of an attempt. */
+  jobLeaseMs: number;
+  /** `LOG_LEVEL`: pino level. */
+  logLevel: string;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads the configuration from `env` (the process's by default). */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const read = new EnvReader(env, problems);
+
+  const config: Config = {
+    databaseUrl: read.url('DATABASE_URL', DATABASE_URL_DEFAULT, [
+      'postgres:',
+      'postgresql:',
+    ]),
+    databaseSchema: read.pattern(
+      'DATABASE_SCHEMA',
+      DATABASE_SCHEMA_DEFAULT,
+      SCHEMA_PATTERN,
+      'a lower-case SQL identifier',
+    ),
+    databasePoolSize: read.positiveInt(
+      'DATABASE_POOL_SIZE',
+      DATABASE_POOL_SIZE_DEFAULT,
+    ),
+    redisUrl: read.url('REDIS_URL', REDIS_URL_DEFAULT, ['redis:', 'rediss:']),
+    queuePrefix: read.pattern(
+      'QUEUE_PREFIX',
+      QUEUE_PREFIX_DEFAULT,
+      /^[A-Za-z0-9_.-]+$/,
+      'letters, digits, ".", "_" or "-"',
+    ),
+    workerConcurrency: read.positiveInt(
+      'WORKER_CONCURRENCY',
+      WORKER_CONCURRENCY_DEFAULT,
+    ),
+    workerConcurrencyByType: read.concurrencyByType(),
+    jobLeaseMs: read.positiveInt('JOB_LEASE_MS', JOB_LEASE_MS_DEFAULT, 1000),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVEL_DEFAULT, LOG_LEVELS),
+  };
+
+  if (problems.length > 0) {
+    throw new ConfigError(
+      `invalid configuration: ${problems.join('; ')}`,
+      problems,
+    );
+  }
+  return config;
+}
+
+/** The name of the variable that overrides a type's concurrency. */
+export function concurrencyVariable(jobType: string): string {
+  return `WORKER_CONCURRENCY_${jobType.toUpperCase().replaceAll('-', '_')}`;
+}
+
+class EnvReader {
+  constructor(
+    private readonly env: Env,
+    private readonly problems: string[],
+  ) {}
+
+  private raw(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === '' ? undefined : value;
+  }
+
+  url(name: string, fallback: string, protocols: string[]): string {
+    const value = this.raw(name) ?? fallback;
+    try {
+      const url = new URL(value);
+      if (!protocols.includes(url.protocol)) {
+        this.problems.push(
+          `${name} must be a ${protocols.join(' or ')} URL, got protocol '${url.protocol}'`,
+        );
+      }
+    } catch {
+      // The value may hold a password: name the variable, never echo it.
+      this.problems.push(`${name} is not a valid URL`);
+    }
+    return value;
+  }
+
+  positiveInt(name: string, fallback: number, min = 1): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed < min) {
+      this.problems.push(`${name} must be an integer ≥ ${min}, got '${value}'`);
+      return fallback;
+    }
+    return parsed;
+  }
+
+  pattern(
+    name: string,
+    fallback: string,
+    pattern: RegExp,
+    what: string,
+  ): string {
+    const value = this.raw(name) ?? fallback;
+    if (!pattern.test(value)) {
+      this.problems.push(`${name} must be ${what}, got '${value}'`);
+    }
+    return value;
+  }
+
+  oneOf(name: string, fallback: string, allowed: string[]): string {
+    const value = this.raw(name) ?? fallback;
+    if (!allowed.includes(value)) {
+      this.problems.push(
+        `${name} must be one of ${allowed.join(', ')}, got '${value}'`,
+      );
+    }
+    return value;
+  }
+
+  concurrencyByType(): Record<string, number> {
+    const byType: Record<string, number> = {};
+    for (const name of Object.keys(this.env)) {
+      const match = /^WORKER_CONCURRENCY_([A-Z0-9_]+)$/.exec(name);
+      if (!match?.[1]) continue;
+      const type = match[1].toLowerCase().replaceAll('_', '-');
+      byType[type] = this.positiveInt(name, WORKER_CONCURRENCY_DEFAULT);
+    }
+    return byType;
+  }
+}

@@ -1,0 +1,12 @@
+export * from './config.js';
+export * from './db.js';
+export * from './errors.js';
+export * from './job.js';
+export * from './job-type.js';
+export * from './logger.js';
+export * from './migrate.js';
+export * from './redis.js';
+export * from './retry-policy.js';
+export * from './tracker.js';
+export * from './trace-context.js';
+export { trackerSql, type TrackerSql } from './sql/tracker-sql.js';

@@ -1,0 +1,215 @@
+/**
+ * The tracker's statements, one named constant each, for one schema. Every
+ * table is qualified by the schema, so that a caller's own connection (with
+ * its own search_path) can run them inside its transaction.
+ */
+import { quoteIdent } from '../db.js';
+
+export type TrackerSql = ReturnType<typeof trackerSql>;
+
+const JOB_COLUMNS = `id, job_type, payload, payload_version, status, attempts,
+  max_attempts, scheduled_at, started_at, completed_at, result, last_error,
+  idempotency_key, lease_token, lease_expires_at, worker_id, trace_context,
+  actor, dispatched_at, created_at, updated_at`;
+
+export function trackerSql(schema: string) {
+  const s = quoteIdent(schema);
+  return {
+    /** Many rows in one statement; a known idempotency key inserts nothing. */
+    insertJobs: `
+      INSERT INTO ${s}.jobs (id, job_type, payload, payload_version,
+        max_attempts, scheduled_at, idempotency_key, trace_context, actor)
+      SELECT id, job_type, payload, payload_version, max_attempts,
+        COALESCE(scheduled_at, now()), idempotency_key, trace_context, actor
+      FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[],
+        $6::timestamptz[], $7::text[], $8::jsonb[], $9::text[])
+        AS t(id, job_type, payload, payload_version, max_attempts,
+          scheduled_at, idempotency_key, trace_context, actor)
+      ON CONFLICT (job_type, idempotency_key)
+        WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING id, scheduled_at`,
+
+    /** The jobs an idempotency key already names, with whether the payload matches. */
+    findByIdempotencyKeys: `
+      SELECT t.ord, j.id, j.scheduled_at, j.payload = t.payload AS same_payload
+      FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY
+        AS t(job_type, idempotency_key, payload, ord)
+      JOIN ${s}.jobs j ON j.job_type = t.job_type
+        AND j.idempotency_key = t.idempotency_key`,
+
+    markDispatched: `
+      UPDATE ${s}.jobs SET dispatched_at = clock_timestamp()
+      WHERE id = ANY($1::uuid[]) AND dispatched_at IS NULL`,
+
+    /** Rows not yet handed to BullMQ (or handed back by the reconciler). */
+    fetchReady: `
+      SELECT ${JOB_COLUMNS} FROM ${s}.jobs
+      WHERE dispatched_at IS NULL
+        AND status IN ('pending', 'retrying', 'running')
+      ORDER BY created_at
+      LIMIT $1`,
+
+    /**
+     * Claims a batch of jobs, one lease token each. A job is claimed when it
+     * is due (pending or retrying, `scheduled_at` passed) or when it is
+     * running under an expired lease (a takeover, whose old attempt is
+     * recorded `lost`). Every other row is returned unchanged, with what the
+     * worker needs to hand its BullMQ job back.
+     */
+    claim: `
+      WITH input AS (
+        SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS t(id, token)
+      ), now AS (
+        SELECT clock_timestamp() AS t
+      ), current AS (
+        SELECT j.id, j.status, j.attempts, j.started_at, j.scheduled_at,
+          j.lease_expires_at, j.worker_id, input.token,
+          (j.status IN ('pending', 'retrying') AND j.scheduled_at <= now.t)
+            OR (j.status = 'running' AND j.lease_expires_at <= now.t)
+            AS claimable
+        FROM ${s}.jobs j JOIN input USING (id) CROSS JOIN now
+        FOR NO KEY UPDATE OF j
+      ), claimed AS (
+        UPDATE ${s}.jobs j SET
+          status = 'running',
+          attempts = j.attempts + 1,
+          started_at = now.t,
+          lease_token = current.token,
+          lease_expires_at = now.t + $3::int * interval '1 millisecond',
+          worker_id = $4,
+          updated_at = now.t
+        FROM current, now
+        WHERE j.id = current.id AND current.claimable
+        RETURNING j.id, j.job_type, j.payload, j.payload_version, j.attempts,
+          j.max_attempts, j.scheduled_at, j.started_at, j.lease_expires_at,
+          j.trace_context, j.created_at
+      ), lost AS (
+        INSERT INTO ${s}.job_attempts
+          (job_id, attempt, started_at, finished_at, outcome, error, worker_id)
+        SELECT current.id, current.attempts, current.started_at, now.t, 'lost',
+          'lease expired while running; taken over by ' || $4, current.worker_id
+        FROM current CROSS JOIN now
+        WHERE current.claimable AND current.status = 'running'
+      )
+      SELECT current.id, current.status AS previous_status,
+        current.scheduled_at AS previous_scheduled_at,
+        current.lease_expires_at AS previous_lease_expires_at,
+        claimed.job_type, claimed.payload, claimed.payload_version,
+        claimed.attempts, claimed.max_attempts, claimed.scheduled_at,
+        claimed.started_at, claimed.lease_expires_at, claimed.trace_context,
+        claimed.created_at, (claimed.id IS NOT NULL) AS claimed
+      FROM current LEFT JOIN claimed USING (id)`,
+
+    /** Extends the leases still held by these tokens; returns the ids renewed. */
+    renewLeases: `
+      UPDATE ${s}.jobs j SET
+        lease_expires_at = clock_timestamp() + $3::int * interval '1 millisecond'
+      FROM unnest($1::uuid[], $2::uuid[]) AS t(id, token)
+      WHERE j.id = t.id AND j.lease_token = t.token AND j.status = 'running'
+      RETURNING j.id`,
+
+    /**
+     * The fence: the last statement of a fenced transaction. It must touch
+     * one row, or the lease is gone and the transaction rolls back.
+     */
+    fence: `
+      UPDATE ${s}.jobs SET updated_at = clock_timestamp()
+      WHERE id = $1 AND lease_token = $2
+        AND lease_expires_at > clock_timestamp()`,
+
+    /** Completion and its attempt row, fenced, in one statement. */
+    complete: `
+      WITH now AS (
+        SELECT clock_timestamp() AS t
+      ), done AS (
+        UPDATE ${s}.jobs j SET
+          status = 'completed',
+          completed_at = now.t,
+          result = $3::jsonb,
+          lease_token = NULL,
+          lease_expires_at = NULL,
+          updated_at = now.t
+        FROM now
+        WHERE j.id = $1 AND j.lease_token = $2 AND j.lease_expires_at > now.t
+        RETURNING j.id, j.attempts, j.started_at, j.worker_id, now.t AS finished_at
+      )
+      INSERT INTO ${s}.job_attempts
+        (job_id, attempt, started_at, finished_at, outcome, worker_id)
+      SELECT id, attempts, started_at, finished_at, 'completed', worker_id
+      FROM done
+      RETURNING job_id`,
+
+    /**
+     * A failed attempt: Postgres decides between a retry at
+     * `now + min(base × 2^attempts, max) × (1 − jitter × random())` and the
+     * final `failed`. Checked by token only: a failure commits no effect, and
+     * only the holder of the token can record it.
+     */
+    fail: `
+      WITH now AS (
+        SELECT clock_timestamp() AS t
+      ), decided AS (
+        SELECT j.id, j.attempts,
+          ($3::boolean OR j.attempts >= j.max_attempts) AS final,
+          now.t + least($5::float8 * power(2, j.attempts), $6::float8)
+            * (1 - $7::float8 * random()) * interval '1 millisecond' AS retry_at
+        FROM ${s}.jobs j CROSS JOIN now
+        WHERE j.id = $1 AND j.lease_token = $2 AND j.status = 'running'
+        FOR NO KEY UPDATE OF j
+      ), failed AS (
+        UPDATE ${s}.jobs j SET
+          status = CASE WHEN decided.final THEN 'failed' ELSE 'retrying' END::${s}.job_status,
+          scheduled_at = CASE WHEN decided.final THEN j.scheduled_at ELSE decided.retry_at END,
+          completed_at = CASE WHEN decided.final THEN now.t END,
+          last_error = $4,
+          lease_token = NULL,
+          lease_expires_at = NULL,
+          updated_at = now.t
+        FROM decided, now
+        WHERE j.id = decided.id
+        RETURNING j.id, j.status, j.scheduled_at, j.attempts, j.started_at,
+          j.worker_id, now.t AS finished_at
+      ), history AS (
+        INSERT INTO ${s}.job_attempts
+          (job_id, attempt, started_at, finished_at, outcome, error, worker_id)
+        SELECT id, attempts, started_at, finished_at, 'failed', $4, worker_id
+        FROM failed
+      )
+      SELECT status, scheduled_at, attempts, finished_at FROM failed`,
+
+    /**
+     * Ends an attempt without counting it (a graceful shutdown, a payload
+     * version this worker cannot read yet): the attempt is recorded
+     * `aborted`, the count is given back, and the job is due again after
+     * the given delay.
+     */
+    release: `
+      WITH now AS (
+        SELECT clock_timestamp() AS t
+      ), released AS (
+        UPDATE ${s}.jobs j SET
+          status = CASE WHEN j.attempts > 1 THEN 'retrying' ELSE 'pending' END::${s}.job_status,
+          attempts = j.attempts - 1,
+          scheduled_at = now.t + $4::int * interval '1 millisecond',
+          lease_token = NULL,
+          lease_expires_at = NULL,
+          updated_at = now.t
+        FROM now
+        WHERE j.id = $1 AND j.lease_token = $2 AND j.status = 'running'
+        RETURNING j.id, j.attempts + 1 AS attempt, j.started_at, j.worker_id,
+          j.scheduled_at, now.t AS finished_at
+      ), history AS (
+        INSERT INTO ${s}.job_attempts
+          (job_id, attempt, started_at, finished_at, outcome, error, worker_id)
+        SELECT id, attempt, started_at, finished_at, 'aborted', $3, worker_id
+        FROM released
+      )
+      SELECT scheduled_at FROM released`,
+
+    getJob: `SELECT ${JOB_COLUMNS} FROM ${s}.jobs WHERE id = $1`,
+
+    getAttempts: `
+      SELECT job_id, attempt, started_at, finished_at, outcome, error, worker_id
+      FROM ${s}.job_attempts WHERE job_id = $1 ORDER BY id`,
+  };
+}

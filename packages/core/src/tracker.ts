@@ -1,0 +1,395 @@
+import { randomUUID } from 'node:crypto';
+import type { Pool, Queryable } from './db.js';
+import { IdempotencyConflictError, LeaseLostError } from './errors.js';
+import type { AttemptRecord, JobRecord, JobStatus } from './job.js';
+import type { RetryPolicy } from './retry-policy.js';
+import { trackerSql, type TrackerSql } from './sql/tracker-sql.js';
+
+/** A job about to be recorded; the payload is already validated. */
+export interface NewJob {
+  id?: string;
+  job_type: string;
+  payload: unknown;
+  payload_version: number;
+  max_attempts: number;
+  /** Defaults to now. */
+  scheduled_at?: Date | null;
+  idempotency_key?: string | null;
+  trace_context?: Record<string, string> | null;
+  actor?: string | null;
+}
+
+/** What {@link JobTracker.enqueue} did with one {@link NewJob}. */
+export interface EnqueuedJob {
+  id: string;
+  job_type: string;
+  scheduled_at: Date;
+  /** False when an idempotency key named an existing job. */
+  created: boolean;
+  trace_context: Record<string, string> | null;
+}
+
+/** The attempt a claim made: what the executor needs, and the lease. */
+export interface ClaimedJob {
+  id: string;
+  job_type: string;
+  payload: unknown;
+  payload_version: number;
+  attempt: number;
+  max_attempts: number;
+  scheduled_at: Date;
+  started_at: Date;
+  lease_token: string;
+  lease_expires_at: Date;
+  trace_context: Record<string, string> | null;
+  created_at: Date;
+}
+
+/** What a claim found. */
+export type ClaimOutcome =
+  | { kind: 'claimed'; job: ClaimedJob; tookOver: boolean }
+  /** Running under a lease that still holds: hand back until it expires. */
+  | { kind: 'leased'; leaseExpiresAt: Date }
+  /** Arrived before its `scheduled_at`: hand back until then. */
+  | { kind: 'not-due'; scheduledAt: Date }
+  /** Completed, failed or cancelled: nothing to do. */
+  | { kind: 'final'; status: JobStatus }
+  /** No such row (never recorded, or purged). */
+  | { kind: 'missing' };
+
+/** The lease of an attempt: the job and its fencing token. */
+export interface Lease {
+  jobId: string;
+  token: string;
+}
+
+/** What Postgres decided after a failed attempt. */
+export interface FailureDecision {
+  status: 'retrying' | 'failed';
+  /** When the retry is due (for `failed`, unchanged). */
+  scheduled_at: Date;
+  attempts: number;
+  /** The attempt's end, from Postgres's clock; the retry counts from it. */
+  finished_at: Date;
+}
+
+export interface JobTrackerOptions {
+  /** Pool for durable writes (enqueue, completion, failure). */
+  pool: Pool;
+  /**
+   * Pool for claims and lease renewals; may run with
+   * `synchronous_commit = off` and a `lock_timeout`. Defaults to `pool`.
+   */
+  controlPool?: Pool;
+  schema: string;
+}
+
+/**
+ * The durable record of every job: the one place that writes `jobs` and
+ * `job_attempts`.
+ */
+export class JobTracker {
+  readonly sql: TrackerSql;
+  readonly schema: string;
+  readonly #pool: Pool;
+  readonly #control: Pool;
+
+  constructor(options: JobTrackerOptions) {
+    this.schema = options.schema;
+    this.sql = trackerSql(options.schema);
+    this.#pool = options.pool;
+    this.#control = options.controlPool ?? options.pool;
+  }
+
+  /**
+   * Records jobs in one statement, on `client` (a caller's transaction) or
+   * the pool. A job whose idempotency key is known returns the existing id
+   * with `created: false`; a known key with another payload throws
+   * {@link IdempotencyConflictError}.
+   */
+  async enqueue(
+    jobs: readonly NewJob[],
+    client?: Queryable,
+  ): Promise<EnqueuedJob[]> {
+    const db = client ?? this.#pool;
+    const ids = jobs.map((job) => job.id ?? randomUUID());
+    const inserted = await db.query<{ id: string; scheduled_at: Date }>({
+      name: `lj-${this.schema}-insert-jobs`,
+      text: this.sql.insertJobs,
+      values: [
+        ids,
+        jobs.map((j) => j.job_type),
+        jobs.map((j) => JSON.stringify(j.payload)),
+        jobs.map((j) => j.payload_version),
+        jobs.map((j) => j.max_attempts),
+        jobs.map((j) => j.scheduled_at ?? null),
+        jobs.map((j) => j.idempotency_key ?? null),
+        jobs.map((j) =>
+          j.trace_context ? JSON.stringify(j.trace_context) : null,
+        ),
+        jobs.map((j) => j.actor ?? null),
+      ],
+    });
+
+    const scheduled = new Map(inserted.rows.map((r) => [r.id, r.scheduled_at]));
+    const results = jobs.map((job, i): EnqueuedJob | undefined => {
+      const at = scheduled.get(ids[i]!);
+      if (!at) return undefined;
+      return {
+        id: ids[i]!,
+        job_type: job.job_type,
+        scheduled_at: at,
+        created: true,
+        trace_context: job.trace_context ?? null,
+      };
+    });
+    if (inserted.rows.length < jobs.length) {
+      await this.#resolveExisting(db, jobs, results);
+    }
+    return results as EnqueuedJob[];
+  }
+
+  async #resolveExisting(
+    db: Queryable,
+    jobs: readonly NewJob[],
+    results: (EnqueuedJob | undefined)[],
+  ): Promise<void> {
+    const missing = jobs
+      .map((job, i) => ({ job, i }))
+      .filter(({ i }) => !results[i]);
+    const found = await db.query<{
+      ord: string;
+      id: string;
+      scheduled_at: Date;
+      same_payload: boolean;
+    }>(this.sql.findByIdempotencyKeys, [
+      missing.map(({ job }) => job.job_type),
+      missing.map(({ job }) => job.idempotency_key),
+      missing.map(({ job }) => JSON.stringify(job.payload)),
+    ]);
+    for (const row of found.rows) {
+      const { job, i } = missing[Number(row.ord) - 1]!;
+      if (!row.same_payload) {
+        throw new IdempotencyConflictError(
+          job.job_type,
+          job.idempotency_key!,
+          row.id,
+        );
+      }
+      results[i] = {
+        id: row.id,
+        job_type: job.job_type,
+        scheduled_at: row.scheduled_at,
+        created: false,
+        trace_context: null,
+      };
+    }
+  }
+
+  /** Notes that BullMQ has these jobs, so the relay leaves them alone. */
+  async markDispatched(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.#control.query(this.sql.markDispatched, [ids]);
+  }
+
+  /** Non-final jobs that BullMQ does not have yet, oldest first. */
+  async fetchReady(limit: number): Promise<JobRecord[]> {
+    const result = await this.#pool.query<JobRecord>(this.sql.fetchReady, [
+      limit,
+    ]);
+    return result.rows;
+  }
+
+  /**
+   * Claims a batch of jobs in one statement (see {@link ClaimOutcome}); the
+   * outcomes are in the order of `jobIds`.
+   */
+  async claim(
+    jobIds: readonly string[],
+    leaseMs: number,
+    workerId: string,
+  ): Promise<ClaimOutcome[]> {
+    const tokens = jobIds.map(() => randomUUID());
+    const result = await this.#control.query<ClaimRow>({
+      name: `lj-${this.schema}-claim`,
+      text: this.sql.claim,
+      values: [jobIds, tokens, Math.round(leaseMs), workerId],
+    });
+    const byId = new Map(result.rows.map((row) => [row.id, row]));
+    return jobIds.map((id, i) => toOutcome(byId.get(id), tokens[i]!));
+  }
+
+  /** Extends the leases still held; returns the job ids renewed. */
+  async renewLeases(
+    leases: readonly Lease[],
+    leaseMs: number,
+  ): Promise<Set<string>> {
+    if (leases.length === 0) return new Set();
+    const result = await this.#control.query<{ id: string }>({
+      name: `lj-${this.schema}-renew`,
+      text: this.sql.renewLeases,
+      values: [
+        leases.map((l) => l.jobId),
+        leases.map((l) => l.token),
+        Math.round(leaseMs),
+      ],
+    });
+    return new Set(result.rows.map((row) => row.id));
+  }
+
+  /**
+   * The last statement of a fenced transaction: throws
+   * {@link LeaseLostError} unless the lease still holds.
+   */
+  async fence(client: Queryable, lease: Lease): Promise<void> {
+    const result = await client.query({
+      name: `lj-${this.schema}-fence`,
+      text: this.sql.fence,
+      values: [lease.jobId, lease.token],
+    });
+    if (result.rowCount !== 1) throw new LeaseLostError(lease.jobId);
+  }
+
+  /**
+   * Completes the job inside `client`'s transaction, fenced: throws
+   * {@link LeaseLostError} (and changes nothing) unless the lease holds.
+   */
+  async markCompleted(
+    client: Queryable,
+    lease: Lease,
+    result: unknown,
+  ): Promise<void> {
+    const done = await client.query({
+      name: `lj-${this.schema}-complete`,
+      text: this.sql.complete,
+      values: [
+        lease.jobId,
+        lease.token,
+        result === undefined ? null : JSON.stringify(result),
+      ],
+    });
+    if (done.rowCount !== 1) throw new LeaseLostError(lease.jobId);
+  }
+
+  /**
+   * Records a failed attempt; Postgres decides the retry or the final
+   * failure. Returns `null` when the token no longer holds the job (another
+   * attempt has it, or it was already finished).
+   */
+  async markFailed(
+    lease: Lease,
+    error: string,
+    options: { permanent: boolean; policy: RetryPolicy },
+  ): Promise<FailureDecision | null> {
+    const { policy } = options;
+    const result = await this.#pool.query<FailureDecision>({
+      name: `lj-${this.schema}-fail`,
+      text: this.sql.fail,
+      values: [
+        lease.jobId,
+        lease.token,
+        options.permanent,
+        error,
+        policy.baseDelayMs,
+        policy.maxDelayMs,
+        policy.jitter,
+      ],
+    });
+    return result.rows[0] ?? null;
+  }
+
+  /**
+   * Ends an attempt without counting it; see the `release` statement.
+   * Returns when the job is due again, or null when the token no longer
+   * holds it.
+   */
+  async release(
+    lease: Lease,
+    reason: string,
+    delayMs: number,
+  ): Promise<Date | null> {
+    const result = await this.#pool.query<{ scheduled_at: Date }>({
+      name: `lj-${this.schema}-release`,
+      text: this.sql.release,
+      values: [
+        lease.jobId,
+        lease.token,
+        reason,
+        Math.max(0, Math.round(delayMs)),
+      ],
+    });
+    return result.rows[0]?.scheduled_at ?? null;
+  }
+
+  /** The job's record, or null. */
+  async get(id: string, client?: Queryable): Promise<JobRecord | null> {
+    const result = await (client ?? this.#pool).query<JobRecord>(
+      this.sql.getJob,
+      [id],
+    );
+    return result.rows[0] ?? null;
+  }
+
+  /** Every attempt of the job, oldest first. */
+  async attempts(id: string, client?: Queryable): Promise<AttemptRecord[]> {
+    const result = await (client ?? this.#pool).query<AttemptRecord>(
+      this.sql.getAttempts,
+      [id],
+    );
+    return result.rows;
+  }
+}
+
+interface ClaimRow {
+  id: string;
+  previous_status: JobStatus;
+  previous_scheduled_at: Date;
+  previous_lease_expires_at: Date | null;
+  claimed: boolean;
+  job_type: string;
+  payload: unknown;
+  payload_version: number;
+  attempts: number;
+  max_attempts: number;
+  scheduled_at: Date;
+  started_at: Date;
+  lease_expires_at: Date;
+  trace_context: Record<string, string> | null;
+  created_at: Date;
+}
+
+function toOutcome(row: ClaimRow | undefined, token: string): ClaimOutcome {
+  if (!row) return { kind: 'missing' };
+  if (row.claimed) {
+    return {
+      kind: 'claimed',
+      tookOver: row.previous_status === 'running',
+      job: {
+        id: row.id,
+        job_type: row.job_type,
+        payload: row.payload,
+        payload_version: row.payload_version,
+        attempt: row.attempts,
+        max_attempts: row.max_attempts,
+        scheduled_at: row.scheduled_at,
+        started_at: row.started_at,
+        lease_token: token,
+        lease_expires_at: row.lease_expires_at,
+        trace_context: row.trace_context,
+        created_at: row.created_at,
+      },
+    };
+  }
+  switch (row.previous_status) {
+    case 'running':
+      return {
+        kind: 'leased',
+        leaseExpiresAt: row.previous_lease_expires_at ?? new Date(),
+      };
+    case 'pending':
+    case 'retrying':
+      return { kind: 'not-due', scheduledAt: row.previous_scheduled_at };
+    default:
+      return { kind: 'final', status: row.previous_status };
+  }
+}

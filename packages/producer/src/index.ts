@@ -1,0 +1,16 @@
+export {
+  Producer,
+  createProducer,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type JobRequest,
+  type ProducerOptions,
+} from './producer.js';
+export {
+  JobTransport,
+  bullJobOptions,
+  KEEP_COMPLETED_DEFAULT,
+  KEEP_FAILED_DEFAULT,
+  type TransportJob,
+  type TransportOptions,
+} from './transport.js';

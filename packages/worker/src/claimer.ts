@@ -1,0 +1,56 @@
+import type { ClaimOutcome, JobTracker } from '@lana-jobs/core';
+
+/** Claims in one statement at most. */
+export const CLAIM_BATCH_MAX = 200;
+
+interface Waiting {
+  jobId: string;
+  resolve: (outcome: ClaimOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Gathers the claims that arrive together (BullMQ hands a worker several
+ * jobs in one tick when it is busy) into one claim statement. A claim waits
+ * at most until the end of the current turn of the event loop.
+ */
+export class ClaimBatcher {
+  #waiting: Waiting[] = [];
+  #scheduled = false;
+
+  constructor(
+    private readonly tracker: JobTracker,
+    private readonly leaseMs: number,
+    private readonly workerId: string,
+  ) {}
+
+  claim(jobId: string): Promise<ClaimOutcome> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ jobId, resolve, reject });
+      if (this.#waiting.length >= CLAIM_BATCH_MAX) {
+        void this.#flush();
+      } else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => void this.#flush());
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#scheduled = false;
+    const batch = this.#waiting;
+    this.#waiting = [];
+    if (batch.length === 0) return;
+
+    try {
+      const outcomes = await this.tracker.claim(
+        batch.map((w) => w.jobId),
+        this.leaseMs,
+        this.workerId,
+      );
+      batch.forEach((w, i) => w.resolve(outcomes[i]!));
+    } catch (error) {
+      for (const w of batch) w.reject(error);
+    }
+  }
+}

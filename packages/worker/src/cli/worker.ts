@@ -1,0 +1,52 @@
+import { Command, Option } from 'commander';
+import { builtinJobs } from '../jobs/index.js';
+import { WorkerRuntime } from '../runtime.js';
+import { cliContext } from './context.js';
+import { UsageError } from './usage-error.js';
+
+export function workerCommand(): Command {
+  const command = new Command('worker')
+    .description(
+      'run a worker replica for the built-in job types until SIGTERM or SIGINT',
+    )
+    .addOption(
+      new Option('--types <list>', 'only these job types, comma-separated'),
+    )
+    .action(async (opts: { types?: string }) => {
+      const known: string[] = builtinJobs.map((j) => j.type.name);
+      const types = opts.types
+        ?.split(',')
+        .map((t) => t.trim())
+        .filter(Boolean);
+      const unknown = types?.filter((t) => !known.includes(t)) ?? [];
+      if (unknown.length > 0) {
+        throw new UsageError(
+          `unknown job type '${unknown[0]}'; known types: ${known.join(', ')}`,
+          command,
+        );
+      }
+      const { config, logger } = cliContext('worker');
+      const runtime = new WorkerRuntime({
+        jobs: builtinJobs,
+        config,
+        logger,
+        types,
+      }).start();
+      await runtime.waitUntilReady();
+      await waitForSignal();
+      await runtime.close();
+    });
+  return command;
+}
+
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

@@ -1,0 +1,285 @@
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import {
+  describeError,
+  JobTimeoutError,
+  LeaseLostError,
+  PermanentJobError,
+  readPayload,
+  toError,
+  UnknownJobTypeError,
+  type ClaimedJob,
+  type JobTracker,
+  type JobType,
+  type JobTypeRegistry,
+  type Logger,
+  type Pool,
+} from '@lana-jobs/core';
+import { Attempt } from './attempt.js';
+import type { ClaimBatcher } from './claimer.js';
+import type { AnyJobModule } from './job-module.js';
+import type { LeaseKeeper } from './lease-keeper.js';
+
+/** How long a job waits when its claim could not reach Postgres. */
+export const CLAIM_RETRY_DELAY_MS_DEFAULT = 2_000;
+/** Margin past a lease's expiry before a handed-back job is tried again. */
+const LEASE_MARGIN_MS = 100;
+/** Wait before a newer payload version is offered again. */
+const NEWER_VERSION_DELAY_MS = 30_000;
+
+export interface DispatcherOptions {
+  registry: JobTypeRegistry;
+  modules: ReadonlyMap<string, AnyJobModule>;
+  tracker: JobTracker;
+  claimer: ClaimBatcher;
+  leases: LeaseKeeper;
+  pool: Pool;
+  logger: Logger;
+  claimRetryDelayMs?: number;
+}
+
+/**
+ * Runs one BullMQ job: claims it in Postgres, picks the executor by job
+ * type, and records the attempt's end. BullMQ only carries and waits: a
+ * retry or a hand-back moves the same BullMQ job to delayed.
+ */
+export class Dispatcher {
+  readonly #o: DispatcherOptions;
+  readonly #claimRetryDelayMs: number;
+
+  constructor(options: DispatcherOptions) {
+    this.#o = options;
+    this.#claimRetryDelayMs =
+      options.claimRetryDelayMs ?? CLAIM_RETRY_DELAY_MS_DEFAULT;
+  }
+
+  /** The BullMQ processor. */
+  process = async (bullJob: Job, token?: string): Promise<void> => {
+    const jobId = bullJob.id!;
+    const log = this.#o.logger.child({
+      job_id: jobId,
+      queue: bullJob.queueName,
+    });
+
+    let outcome;
+    try {
+      outcome = await this.#o.claimer.claim(jobId);
+    } catch (error) {
+      // NOTE: the claim did not commit, so no attempt is spent.
+      log.warn({ err: error }, 'claim failed; job handed back');
+      return handBack(bullJob, token, Date.now() + this.#claimRetryDelayMs);
+    }
+
+    switch (outcome.kind) {
+      case 'missing':
+        log.warn('no job row for this BullMQ job; dropped');
+        return;
+      case 'final':
+        log.debug(
+          { status: outcome.status },
+          'job already final; nothing to do',
+        );
+        return;
+      case 'leased':
+        log.debug(
+          'job running under another lease; handed back until it expires',
+        );
+        return handBack(
+          bullJob,
+          token,
+          outcome.leaseExpiresAt.getTime() + LEASE_MARGIN_MS,
+        );
+      case 'not-due':
+        return handBack(bullJob, token, outcome.scheduledAt.getTime());
+      case 'claimed':
+        if (outcome.tookOver) {
+          log.warn(
+            { attempt: outcome.job.attempt },
+            'took over a job whose lease expired; previous attempt recorded lost',
+          );
+        }
+        return this.#run(bullJob, token, outcome.job, log);
+    }
+  };
+
+  async #run(
+    bullJob: Job,
+    token: string | undefined,
+    job: ClaimedJob,
+    parentLog: Logger,
+  ): Promise<void> {
+    const log = parentLog.child({
+      job_type: job.job_type,
+      attempt: job.attempt,
+    });
+    const module = this.#o.modules.get(job.job_type);
+    if (!module) {
+      const error = new UnknownJobTypeError(
+        job.job_type,
+        this.#o.registry.names(),
+      );
+      return this.#fail(bullJob, token, job, error, undefined, log);
+    }
+    const type: JobType = module.type;
+    if (job.payload_version > type.version) {
+      return this.#releaseNewerVersion(bullJob, token, job, type, log);
+    }
+
+    const attempt = new Attempt(
+      job,
+      this.#o.pool,
+      this.#o.tracker,
+      log,
+      type.hardTimeLimitMs,
+    );
+    this.#o.leases.track(attempt);
+    const timers = startTimers(attempt, type, log);
+    try {
+      const payload = readPayload(type, job.payload, job.payload_version);
+      const value = await raceAbort(
+        module.execute(payload, attempt),
+        attempt.signal,
+      );
+      if (!attempt.completed) await attempt.complete(async () => value);
+      log.debug('attempt completed');
+    } catch (thrown) {
+      attempt.end();
+      const error = toError(
+        attempt.signal.aborted ? attempt.signal.reason : thrown,
+      );
+      return this.#fail(bullJob, token, job, error, type, log);
+    } finally {
+      timers.clear();
+      this.#o.leases.untrack(attempt);
+    }
+  }
+
+  async #fail(
+    bullJob: Job,
+    token: string | undefined,
+    job: ClaimedJob,
+    error: Error,
+    type: JobType | undefined,
+    log: Logger,
+  ): Promise<void> {
+    const lease = { jobId: job.id, token: job.lease_token };
+    if (error instanceof LeaseLostError) {
+      log.warn('lease lost; attempt abandoned, its writes rolled back');
+      return handBack(bullJob, token, Date.now() + LEASE_MARGIN_MS);
+    }
+
+    const permanent = error instanceof PermanentJobError;
+    let decision;
+    try {
+      decision = await this.#o.tracker.markFailed(lease, describeError(error), {
+        permanent,
+        policy: type?.retry ?? {
+          maxAttempts: 1,
+          baseDelayMs: 0,
+          maxDelayMs: 0,
+          jitter: 0,
+        },
+      });
+    } catch (writeError) {
+      log.error(
+        { err: writeError, cause: error.message },
+        'could not record the failed attempt; the lease will expire and the job be taken over',
+      );
+      return handBack(bullJob, token, Date.now() + this.#claimRetryDelayMs);
+    }
+
+    if (!decision) {
+      log.warn('attempt failed after its lease was lost; nothing recorded');
+      return handBack(bullJob, token, Date.now() + LEASE_MARGIN_MS);
+    }
+    if (decision.status === 'retrying') {
+      log.warn(
+        { err: error, retry_at: decision.scheduled_at },
+        'attempt failed; retry scheduled',
+      );
+      return handBack(bullJob, token, decision.scheduled_at.getTime());
+    }
+    log.error(
+      { err: error },
+      permanent
+        ? 'job failed at once; not retried'
+        : 'job failed for good; no attempts left',
+    );
+    throw new UnrecoverableError(describeError(error));
+  }
+
+  async #releaseNewerVersion(
+    bullJob: Job,
+    token: string | undefined,
+    job: ClaimedJob,
+    type: JobType,
+    log: Logger,
+  ): Promise<void> {
+    const reason = `payload version ${job.payload_version} is newer than this worker's ${type.version}; left for a newer worker`;
+    log.warn(reason);
+    const lease = { jobId: job.id, token: job.lease_token };
+    const dueAt = await this.#o.tracker.release(
+      lease,
+      reason,
+      NEWER_VERSION_DELAY_MS,
+    );
+    return handBack(bullJob, token, (dueAt ?? new Date()).getTime());
+  }
+}
+
+/** Moves the BullMQ job to delayed until `timestamp`; BullMQ counts nothing. */
+async function handBack(
+  bullJob: Job,
+  token: string | undefined,
+  timestamp: number,
+): Promise<never> {
+  await bullJob.moveToDelayed(Math.max(timestamp, Date.now()), token);
+  throw new DelayedError();
+}
+
+/** Rejects as soon as `signal` aborts, whether or not the executor listens. */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** The hard time limit aborts the attempt; the soft one only warns. */
+function startTimers(
+  attempt: Attempt,
+  type: JobType,
+  log: Logger,
+): { clear(): void } {
+  const hard = setTimeout(
+    () => attempt.abort(new JobTimeoutError(type.name, type.hardTimeLimitMs)),
+    type.hardTimeLimitMs,
+  );
+  const soft =
+    type.softTimeLimitMs === undefined
+      ? undefined
+      : setTimeout(
+          () =>
+            log.warn(
+              { soft_time_limit_ms: type.softTimeLimitMs },
+              'attempt running past its soft time limit',
+            ),
+          type.softTimeLimitMs,
+        );
+  return {
+    clear() {
+      clearTimeout(hard);
+      if (soft) clearTimeout(soft);
+    },
+  };
+}

@@ -1,0 +1,13 @@
+import type { AnyJobModule } from '../job-module.js';
+import { canary } from './canary/index.js';
+
+/**
+ * The built-in jobs. Adding a job type is one folder under `jobs/` and one
+ * line here.
+ */
+export const builtinJobs = [canary] as const satisfies readonly AnyJobModule[];
+
+/** The job types of the built-in jobs, for producers. */
+export const builtinJobTypes = builtinJobs.map((job) => job.type);
+
+export { canary, canaryType } from './canary/index.js';

@@ -1,0 +1,199 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Worker } from 'bullmq';
+import {
+  concurrencyVariable,
+  createLogger,
+  createPool,
+  createRedis,
+  JobTracker,
+  JobTypeRegistry,
+  loadConfig,
+  quoteIdent,
+  type Config,
+  type Logger,
+  type Pool,
+  type Redis,
+} from '@lana-jobs/core';
+import { ClaimBatcher } from './claimer.js';
+import { Dispatcher } from './dispatcher.js';
+import type { AnyJobModule } from './job-module.js';
+import { LeaseKeeper } from './lease-keeper.js';
+
+/**
+ * BullMQ's stall counter is never reset and would fail a job behind
+ * Postgres's back; stalls are handled by the lease, so it is set out of
+ * reach.
+ */
+const MAX_STALLED_COUNT = 1_000_000;
+/** Connections of the pool for claims and lease renewals. */
+const CONTROL_POOL_SIZE = 3;
+/** A claim waits this long for a row lock at most, then hands back. */
+const CLAIM_LOCK_TIMEOUT_MS = 2_000;
+
+export interface WorkerRuntimeOptions {
+  /** The jobs this replica runs. */
+  jobs: readonly AnyJobModule[];
+  /** Defaults to {@link loadConfig} of the environment. */
+  config?: Config;
+  logger?: Logger;
+  /** Only these job types (all of `jobs` by default). */
+  types?: readonly string[];
+  /** Names this replica in logs and the attempt history. */
+  workerId?: string;
+  /** Wait after a claim that could not reach Postgres. */
+  claimRetryDelayMs?: number;
+}
+
+/**
+ * A worker replica: one BullMQ worker per job-type queue, the claim
+ * batcher and the lease keeper, over a pool for durable writes and a small
+ * one for claims and renewals.
+ */
+export class WorkerRuntime {
+  readonly workerId: string;
+  readonly config: Config;
+  readonly tracker: JobTracker;
+  readonly logger: Logger;
+  readonly #modules: Map<string, AnyJobModule>;
+  readonly #pool: Pool;
+  readonly #control: Pool;
+  readonly #redis: Redis;
+  readonly #workers: Worker[] = [];
+  readonly #leases: LeaseKeeper;
+  readonly #dispatcher: Dispatcher;
+  #closed = false;
+
+  constructor(options: WorkerRuntimeOptions) {
+    this.config = options.config ?? loadConfig();
+    this.workerId =
+      options.workerId ??
+      `${hostname()}:${process.pid}:${randomBytes(2).toString('hex')}`;
+    this.logger = (
+      options.logger ??
+      createLogger({ level: this.config.logLevel, component: 'worker' })
+    ).child({
+      worker_id: this.workerId,
+    });
+
+    const selected = options.jobs.filter(
+      (m) => !options.types || options.types.includes(m.type.name),
+    );
+    this.#modules = new Map(selected.map((m) => [m.type.name, m]));
+    const registry = new JobTypeRegistry(options.jobs.map((m) => m.type));
+    for (const name of options.types ?? []) registry.get(name);
+
+    const searchPath = `${quoteIdent(this.config.databaseSchema)},public`;
+    this.#pool = createPool({
+      url: this.config.databaseUrl,
+      max: this.config.databasePoolSize,
+      applicationName: `lana-jobs worker ${this.workerId}`,
+      logger: this.logger,
+      sessionSettings: { search_path: searchPath },
+    });
+    // NOTE: claims may commit without waiting for the WAL flush: the
+    // completion's flush, later in the WAL, makes them durable too.
+    this.#control = createPool({
+      url: this.config.databaseUrl,
+      max: CONTROL_POOL_SIZE,
+      applicationName: `lana-jobs worker control ${this.workerId}`,
+      logger: this.logger,
+      sessionSettings: {
+        synchronous_commit: 'off',
+        lock_timeout: CLAIM_LOCK_TIMEOUT_MS,
+      },
+    });
+    this.tracker = new JobTracker({
+      pool: this.#pool,
+      controlPool: this.#control,
+      schema: this.config.databaseSchema,
+    });
+    this.#redis = createRedis({
+      url: this.config.redisUrl,
+      role: 'worker',
+      logger: this.logger,
+      connectionName: 'lana-jobs-worker',
+    });
+    this.#leases = new LeaseKeeper(
+      this.tracker,
+      this.config.jobLeaseMs,
+      this.logger,
+    );
+    this.#dispatcher = new Dispatcher({
+      registry,
+      modules: this.#modules,
+      tracker: this.tracker,
+      claimer: new ClaimBatcher(
+        this.tracker,
+        this.config.jobLeaseMs,
+        this.workerId,
+      ),
+      leases: this.#leases,
+      pool: this.#pool,
+      logger: this.logger,
+      claimRetryDelayMs: options.claimRetryDelayMs,
+    });
+  }
+
+  /** Starts a BullMQ worker for each job type. */
+  start(): this {
+    for (const module of this.#modules.values()) {
+      this.#workers.push(this.#startWorker(module));
+    }
+    this.logger.info({ queues: [...this.#modules.keys()] }, 'worker started');
+    return this;
+  }
+
+  /** The concurrency of a type: its variable, else its own, else `WORKER_CONCURRENCY`. */
+  concurrencyOf(type: string): number {
+    return (
+      this.config.workerConcurrencyByType[type] ??
+      this.#modules.get(type)?.type.concurrency ??
+      this.config.workerConcurrency
+    );
+  }
+
+  /** Resolves when every BullMQ worker is connected and waiting for jobs. */
+  async waitUntilReady(): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.waitUntilReady()));
+  }
+
+  /** Stops taking jobs, waits for the running ones, closes connections. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#workers.map((w) => w.close()));
+    this.#redis.disconnect();
+    await Promise.all([this.#pool.end(), this.#control.end()]);
+    this.logger.info('worker stopped');
+  }
+
+  #startWorker(module: AnyJobModule): Worker {
+    const queue = module.type.name;
+    const concurrency = this.concurrencyOf(queue);
+    const worker = new Worker(queue, this.#dispatcher.process, {
+      connection: this.#redis,
+      prefix: this.config.queuePrefix,
+      concurrency,
+      lockDuration: this.config.jobLeaseMs,
+      stalledInterval: this.config.jobLeaseMs,
+      maxStalledCount: MAX_STALLED_COUNT,
+      name: this.workerId,
+    });
+    worker.on('locksRenewed', ({ jobIds }) => void this.#leases.renew(jobIds));
+    worker.on('error', (error) =>
+      this.logger.warn({ err: error, queue }, 'BullMQ worker error'),
+    );
+    worker.on('stalled', (jobId) =>
+      this.logger.warn(
+        { job_id: jobId, queue },
+        'BullMQ lock expired; job back in its queue',
+      ),
+    );
+    this.logger.debug(
+      { queue, concurrency, env: concurrencyVariable(queue) },
+      'queue worker started',
+    );
+    return worker;
+  }
+}
