@@ -8,6 +8,8 @@ export {
 } from './producer.js';
 export {
   JobTransport,
+  RedisUnavailableError,
+  ADD_TIMEOUT_MS_DEFAULT,
   bullJobOptions,
   KEEP_COMPLETED_DEFAULT,
   KEEP_FAILED_DEFAULT,

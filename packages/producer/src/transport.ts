@@ -36,11 +36,24 @@ export function bullJobOptions(
   return options;
 }
 
+/** An add that Redis has not answered by then is left to the relay. */
+export const ADD_TIMEOUT_MS_DEFAULT = 2_000;
+
+/** Redis is not connected: the job stays recorded, for the relay to add. */
+export class RedisUnavailableError extends Error {
+  constructor(detail: string) {
+    super(`Redis unavailable: ${detail}`);
+    this.name = 'RedisUnavailableError';
+  }
+}
+
 export interface TransportOptions {
   /** A connection shared by every queue (non-blocking commands only). */
   redis: Redis;
   prefix: string;
   logger: Logger;
+  /** Defaults to {@link ADD_TIMEOUT_MS_DEFAULT}. */
+  addTimeoutMs?: number;
 }
 
 /**
@@ -74,8 +87,35 @@ export class JobTransport {
     return queue;
   }
 
-  /** Adds the jobs, one `addBulk` per job type. Throws when Redis refuses. */
+  /**
+   * Adds the jobs, one `addBulk` per job type. Throws at once when Redis is
+   * not connected, and after the add timeout when it does not answer:
+   * BullMQ itself would wait for the connection for ever.
+   */
   async add(jobs: readonly TransportJob[]): Promise<void> {
+    const redis = this.#options.redis;
+    // A first connection still being made is waited for; a connection known
+    // to be down fails at once.
+    if (!['ready', 'wait', 'connecting', 'connect'].includes(redis.status)) {
+      throw new RedisUnavailableError(`connection is ${redis.status}`);
+    }
+    const timeoutMs = this.#options.addTimeoutMs ?? ADD_TIMEOUT_MS_DEFAULT;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new RedisUnavailableError(`no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.#addBulk(jobs), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #addBulk(jobs: readonly TransportJob[]): Promise<void> {
     const byType = new Map<string, TransportJob[]>();
     for (const job of jobs) {
       const list = byType.get(job.job_type) ?? [];

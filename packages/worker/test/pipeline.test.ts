@@ -136,3 +136,23 @@ describe('the job pipeline', () => {
     expect(runs.rows[0].n).toBe(1);
   });
 });
+
+describe('enqueue while Redis is unreachable', () => {
+  it('should resolve once the row is committed, leaving the job for the relay', async () => {
+    const { createProducer } = await import('@lana-jobs/producer');
+    const producer = createProducer({
+      jobTypes: [canaryType],
+      config: { ...h.env.config, redisUrl: 'redis://127.0.0.1:1' },
+      logger: h.env.logger,
+    });
+    try {
+      const started = Date.now();
+      const { id } = await producer.enqueue('canary', { label: 'offline' });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      const job = await h.job(id);
+      expect(job).toMatchObject({ status: 'pending', dispatched_at: null });
+    } finally {
+      await producer.close();
+    }
+  });
+});
