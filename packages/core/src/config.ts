@@ -13,6 +13,7 @@ export const REDIS_URL_DEFAULT = 'redis://127.0.0.1:6379';
 export const QUEUE_PREFIX_DEFAULT = 'lana-jobs';
 export const WORKER_CONCURRENCY_DEFAULT = 10;
 export const JOB_LEASE_MS_DEFAULT = 30_000;
+export const SHUTDOWN_TIMEOUT_MS_DEFAULT = 30_000;
 export const LOG_LEVEL_DEFAULT = 'info';
 
 const LOG_LEVELS = [
@@ -43,6 +44,11 @@ export interface Config {
   workerConcurrencyByType: Readonly<Record<string, number>>;
   /** `JOB_LEASE_MS`: lease and BullMQ lock duration of an attempt. */
   jobLeaseMs: number;
+  /**
+   * `SHUTDOWN_TIMEOUT_MS`: on SIGTERM, how long running attempts may go on
+   * before they are aborted and handed back.
+   */
+  shutdownTimeoutMs: number;
   /** `LOG_LEVEL`: pino level. */
   logLevel: string;
 }
@@ -82,6 +88,11 @@ export function loadConfig(env: Env = process.env): Config {
     ),
     workerConcurrencyByType: read.concurrencyByType(),
     jobLeaseMs: read.positiveInt('JOB_LEASE_MS', JOB_LEASE_MS_DEFAULT, 1000),
+    shutdownTimeoutMs: read.positiveInt(
+      'SHUTDOWN_TIMEOUT_MS',
+      SHUTDOWN_TIMEOUT_MS_DEFAULT,
+      0,
+    ),
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVEL_DEFAULT, LOG_LEVELS),
   };
 

@@ -50,6 +50,13 @@ export function createPool(options: PoolOptions): Pool {
   pool.on('error', (error) => {
     options.logger.warn({ err: error }, 'idle Postgres connection failed');
   });
+  // A connection that breaks while checked out emits 'error' on its client;
+  // the query in flight rejects by itself, so the event only needs a home.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      options.logger.debug({ err: error }, 'Postgres connection failed');
+    });
+  });
   return pool;
 }
 

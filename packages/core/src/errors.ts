@@ -93,6 +93,18 @@ export class JobTimeoutError extends LanaJobsError {
   }
 }
 
+/**
+ * The worker is shutting down and its deadline passed: the attempt is
+ * recorded `aborted`, not counted, and the job runs again elsewhere.
+ */
+export class ShutdownError extends LanaJobsError {
+  constructor(readonly deadlineMs: number) {
+    super(
+      `attempt aborted: the worker is shutting down and its ${deadlineMs} ms deadline passed`,
+    );
+  }
+}
+
 /** No job with this id is recorded. */
 export class JobNotFoundError extends LanaJobsError {
   constructor(readonly jobId: string) {

@@ -1,6 +1,8 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import {
   describeError,
+  isConnectionError,
+  ShutdownError,
   JobTimeoutError,
   LeaseLostError,
   PermanentJobError,
@@ -23,6 +25,8 @@ import type { LeaseKeeper } from './lease-keeper.js';
 export const CLAIM_RETRY_DELAY_MS_DEFAULT = 2_000;
 /** Margin past a lease's expiry before a handed-back job is tried again. */
 const LEASE_MARGIN_MS = 100;
+/** Pause between tries to give an attempt back while Postgres is away. */
+const GIVE_BACK_RETRY_MS = 500;
 /** Wait before a newer payload version is offered again. */
 const NEWER_VERSION_DELAY_MS = 30_000;
 
@@ -35,6 +39,8 @@ export interface DispatcherOptions {
   pool: Pool;
   logger: Logger;
   claimRetryDelayMs?: number;
+  /** How long to keep trying to give back an attempt cut off from Postgres. */
+  leaseMs: number;
 }
 
 /**
@@ -146,7 +152,19 @@ export class Dispatcher {
       const error = toError(
         attempt.signal.aborted ? attempt.signal.reason : thrown,
       );
-      return this.#fail(bullJob, token, job, error, type, log);
+      if (error instanceof ShutdownError) {
+        log.warn('attempt aborted by shutdown; handed back without counting');
+        return await this.#giveBack(bullJob, token, job, error.message, log);
+      }
+      if (isConnectionError(error)) {
+        log.warn(
+          { err: error },
+          'Postgres unreachable during the attempt; giving it back without counting',
+        );
+        const reason = `Postgres unreachable: ${error.message}`;
+        return await this.#giveBack(bullJob, token, job, reason, log);
+      }
+      return await this.#fail(bullJob, token, job, error, type, log);
     } finally {
       timers.clear();
       this.#o.leases.untrack(attempt);
@@ -205,6 +223,39 @@ export class Dispatcher {
         : 'job failed for good; no attempts left',
     );
     throw new UnrecoverableError(describeError(error));
+  }
+
+  /**
+   * Records the attempt `aborted` and gives its count back, trying again
+   * while Postgres is unreachable, for as long as the lease could still be
+   * ours; then hands the BullMQ job back. If Postgres stays away longer,
+   * the lease expires and the next claim takes over (counting the attempt
+   * `lost`).
+   */
+  async #giveBack(
+    bullJob: Job,
+    token: string | undefined,
+    job: ClaimedJob,
+    reason: string,
+    log: Logger,
+  ): Promise<void> {
+    const lease = { jobId: job.id, token: job.lease_token };
+    const giveUpAt = Date.now() + this.#o.leaseMs;
+    for (;;) {
+      try {
+        await this.#o.tracker.release(lease, reason, 0);
+        return handBack(bullJob, token, Date.now());
+      } catch (error) {
+        if (!isConnectionError(error) || Date.now() > giveUpAt) {
+          log.error(
+            { err: error },
+            'could not give the attempt back; its lease will expire and the job be taken over',
+          );
+          return handBack(bullJob, token, Date.now() + this.#claimRetryDelayMs);
+        }
+        await new Promise((resolve) => setTimeout(resolve, GIVE_BACK_RETRY_MS));
+      }
+    }
   }
 
   async #releaseNewerVersion(

@@ -10,6 +10,7 @@ import {
   JobTypeRegistry,
   loadConfig,
   quoteIdent,
+  ShutdownError,
   type Config,
   type Logger,
   type Pool,
@@ -62,7 +63,7 @@ export class WorkerRuntime {
   readonly #workers: Worker[] = [];
   readonly #leases: LeaseKeeper;
   readonly #dispatcher: Dispatcher;
-  #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(options: WorkerRuntimeOptions) {
     this.config = options.config ?? loadConfig();
@@ -132,6 +133,7 @@ export class WorkerRuntime {
       pool: this.#pool,
       logger: this.logger,
       claimRetryDelayMs: options.claimRetryDelayMs,
+      leaseMs: this.config.jobLeaseMs,
     });
   }
 
@@ -158,11 +160,43 @@ export class WorkerRuntime {
     await Promise.all(this.#workers.map((w) => w.waitUntilReady()));
   }
 
-  /** Stops taking jobs, waits for the running ones, closes connections. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await Promise.all(this.#workers.map((w) => w.close()));
+  /**
+   * Stops taking jobs and lets the running attempts finish for up to
+   * `deadlineMs` (`SHUTDOWN_TIMEOUT_MS` by default); then aborts the rest,
+   * which are recorded `aborted` and handed back without spending an
+   * attempt. Closes every connection. Calling it again returns the same
+   * promise.
+   */
+  close(deadlineMs: number = this.config.shutdownTimeoutMs): Promise<void> {
+    this.#closing ??= this.#shutdown(deadlineMs);
+    return this.#closing;
+  }
+
+  /** Attempts running in this replica now. */
+  get activeCount(): number {
+    return this.#leases.active.length;
+  }
+
+  async #shutdown(deadlineMs: number): Promise<void> {
+    this.logger.info(
+      { running: this.activeCount, deadline_ms: deadlineMs },
+      'shutting down: taking no new jobs, letting running attempts finish',
+    );
+    const deadline = setTimeout(() => {
+      const running = this.#leases.active;
+      if (running.length === 0) return;
+      this.logger.warn(
+        { running: running.length },
+        'shutdown deadline passed; aborting running attempts',
+      );
+      for (const attempt of running)
+        attempt.abort(new ShutdownError(deadlineMs));
+    }, deadlineMs);
+    try {
+      await Promise.all(this.#workers.map((w) => w.close()));
+    } finally {
+      clearTimeout(deadline);
+    }
     this.#redis.disconnect();
     await Promise.all([this.#pool.end(), this.#control.end()]);
     this.logger.info('worker stopped');

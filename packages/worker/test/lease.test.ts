@@ -15,7 +15,7 @@ describe('the lease', () => {
       .producer([canaryType])
       .enqueue('canary', { sleepMs: 3000 });
     const running = await h.waitForStatus(id, 'running');
-    const firstExpiry = running.lease_expires_at.getTime();
+    const firstExpiry = running.lease_expires_at!.getTime();
     await expect
       .poll(
         async () => (await h.job(id)).lease_expires_at?.getTime() ?? Infinity,

@@ -33,10 +33,23 @@ export function workerCommand(): Command {
         types,
       }).start();
       await runtime.waitUntilReady();
-      await waitForSignal();
+      const signal = await waitForSignal();
+      logger.info({ signal }, 'stopping; a second signal exits at once');
+      process.once('SIGTERM', exitAtOnce);
+      process.once('SIGINT', exitAtOnce);
       await runtime.close();
     });
   return command;
+}
+
+/** The exit code of a second signal: the running attempts are left to their leases. */
+const EXIT_FORCED = 130;
+
+function exitAtOnce(): never {
+  process.stderr.write(
+    'second signal: exiting at once; running attempts will be taken over when their leases expire\n',
+  );
+  process.exit(EXIT_FORCED);
 }
 
 function waitForSignal(): Promise<NodeJS.Signals> {
