@@ -272,6 +272,29 @@ export class JobTracker {
   }
 
   /**
+   * Completes many jobs inside `client`'s transaction in one statement, each
+   * fenced on its own; returns the ids completed (the caller must roll back
+   * unless every id is there).
+   */
+  async markCompletedMany(
+    client: Queryable,
+    completions: readonly { lease: Lease; result: unknown }[],
+  ): Promise<Set<string>> {
+    const done = await client.query<{ id: string }>({
+      name: `lj-${this.schema}-complete-many`,
+      text: this.sql.completeMany,
+      values: [
+        completions.map((c) => c.lease.jobId),
+        completions.map((c) => c.lease.token),
+        completions.map((c) =>
+          c.result === undefined ? null : JSON.stringify(c.result),
+        ),
+      ],
+    });
+    return new Set(done.rows.map((row) => row.id));
+  }
+
+  /**
    * Records a failed attempt; Postgres decides the retry or the final
    * failure. Returns `null` when the token no longer holds the job (another
    * attempt has it, or it was already finished).

@@ -9,10 +9,12 @@ import {
   type Pool,
   type Queryable,
 } from '@lana-jobs/core';
+import {
+  statementTimeout,
+  type CompletionBatcher,
+} from './completion-batcher.js';
+import { JobLog } from './job-log.js';
 import type { JobContext } from './job-module.js';
-
-/** The shortest statement timeout a fenced transaction gets near its deadline. */
-const STATEMENT_TIMEOUT_MIN_MS = 50;
 
 /**
  * One attempt of a job: its lease, its abort signal and its fenced
@@ -28,7 +30,7 @@ export class Attempt implements JobContext {
   readonly startedAt: Date;
   readonly enqueuedAt: Date;
   readonly lease: Lease;
-  readonly logger: Logger;
+  readonly #log: Logger | JobLog;
   readonly #controller = new AbortController();
   readonly #deadline: number;
   #completed = false;
@@ -38,8 +40,9 @@ export class Attempt implements JobContext {
     job: ClaimedJob,
     private readonly pool: Pool,
     private readonly tracker: JobTracker,
-    logger: Logger,
+    logger: Logger | JobLog,
     hardTimeLimitMs: number,
+    private readonly completions?: CompletionBatcher,
   ) {
     this.jobId = job.id;
     this.jobType = job.job_type;
@@ -49,8 +52,12 @@ export class Attempt implements JobContext {
     this.startedAt = job.started_at;
     this.enqueuedAt = job.created_at;
     this.lease = { jobId: job.id, token: job.lease_token };
-    this.logger = logger;
+    this.#log = logger;
     this.#deadline = Date.now() + hardTimeLimitMs;
+  }
+
+  get logger(): Logger {
+    return this.#log instanceof JobLog ? this.#log.logger : this.#log;
   }
 
   get signal(): AbortSignal {
@@ -60,6 +67,21 @@ export class Attempt implements JobContext {
   /** True once the completion has committed. */
   get completed(): boolean {
     return this.#completed;
+  }
+
+  /** True once the attempt may commit nothing more. */
+  get ended(): boolean {
+    return this.#ended || this.#completed;
+  }
+
+  /** Milliseconds left before the hard time limit. */
+  get remainingMs(): number {
+    return this.#deadline - Date.now();
+  }
+
+  /** Notes that a batch committed this attempt's completion. */
+  markCompleted(): void {
+    this.#completed = true;
   }
 
   /** Aborts the executor with `reason` and lets nothing more commit. */
@@ -80,22 +102,27 @@ export class Attempt implements JobContext {
   async complete<R>(
     fn?: (tx: Queryable) => Promise<R>,
   ): Promise<R | undefined> {
-    const value = await this.#transaction(fn ?? (async () => undefined), true);
-    return value;
+    if (this.ended) throw new LeaseLostError(this.jobId);
+    const work = fn ?? (async () => undefined);
+    return this.completions
+      ? this.completions.complete(this, work)
+      : this.#transaction(work, true);
+  }
+
+  /** The completion in a transaction of its own. */
+  completeAlone<R>(fn: (tx: Queryable) => Promise<R>): Promise<R> {
+    return this.#transaction(fn, true);
   }
 
   async #transaction<R>(
     fn: (tx: Queryable) => Promise<R>,
     final: boolean,
   ): Promise<R> {
-    if (this.#ended || this.#completed) throw new LeaseLostError(this.jobId);
+    if (this.ended) throw new LeaseLostError(this.jobId);
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
-      const timeoutMs = Math.max(
-        STATEMENT_TIMEOUT_MIN_MS,
-        Math.floor(this.#deadline - Date.now()),
-      );
+      const timeoutMs = statementTimeout(this.remainingMs);
       await client.query(`BEGIN; SET LOCAL statement_timeout = ${timeoutMs}`);
       const value = await fn(client);
       if (this.#ended) throw new LeaseLostError(this.jobId);

@@ -18,7 +18,9 @@ import {
 } from '@lana-jobs/core';
 import { Attempt } from './attempt.js';
 import type { ClaimBatcher } from './claimer.js';
+import type { CompletionBatcher } from './completion-batcher.js';
 import type { AnyJobModule } from './job-module.js';
+import { JobLog } from './job-log.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 
 /** How long a job waits when its claim could not reach Postgres. */
@@ -36,6 +38,8 @@ export interface DispatcherOptions {
   tracker: JobTracker;
   claimer: ClaimBatcher;
   leases: LeaseKeeper;
+  /** Batches completions; without it each completes on its own. */
+  completions?: CompletionBatcher;
   pool: Pool;
   logger: Logger;
   claimRetryDelayMs?: number;
@@ -61,7 +65,7 @@ export class Dispatcher {
   /** The BullMQ processor. */
   process = async (bullJob: Job, token?: string): Promise<void> => {
     const jobId = bullJob.id!;
-    const log = this.#o.logger.child({
+    const log = new JobLog(this.#o.logger, {
       job_id: jobId,
       queue: bullJob.queueName,
     });
@@ -111,9 +115,9 @@ export class Dispatcher {
     bullJob: Job,
     token: string | undefined,
     job: ClaimedJob,
-    parentLog: Logger,
+    parentLog: JobLog,
   ): Promise<void> {
-    const log = parentLog.child({
+    const log = parentLog.with({
       job_type: job.job_type,
       attempt: job.attempt,
     });
@@ -136,6 +140,7 @@ export class Dispatcher {
       this.#o.tracker,
       log,
       type.hardTimeLimitMs,
+      this.#o.completions,
     );
     this.#o.leases.track(attempt);
     const timers = startTimers(attempt, type, log);
@@ -177,7 +182,7 @@ export class Dispatcher {
     job: ClaimedJob,
     error: Error,
     type: JobType | undefined,
-    log: Logger,
+    log: JobLog,
   ): Promise<void> {
     const lease = { jobId: job.id, token: job.lease_token };
     if (error instanceof LeaseLostError) {
@@ -237,7 +242,7 @@ export class Dispatcher {
     token: string | undefined,
     job: ClaimedJob,
     reason: string,
-    log: Logger,
+    log: JobLog,
   ): Promise<void> {
     const lease = { jobId: job.id, token: job.lease_token };
     const giveUpAt = Date.now() + this.#o.leaseMs;
@@ -263,7 +268,7 @@ export class Dispatcher {
     token: string | undefined,
     job: ClaimedJob,
     type: JobType,
-    log: Logger,
+    log: JobLog,
   ): Promise<void> {
     const reason = `payload version ${job.payload_version} is newer than this worker's ${type.version}; left for a newer worker`;
     log.warn(reason);
@@ -310,7 +315,7 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 function startTimers(
   attempt: Attempt,
   type: JobType,
-  log: Logger,
+  log: JobLog,
 ): { clear(): void } {
   const hard = setTimeout(
     () => attempt.abort(new JobTimeoutError(type.name, type.hardTimeLimitMs)),

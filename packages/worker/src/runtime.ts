@@ -17,6 +17,7 @@ import {
   type Redis,
 } from '@lana-jobs/core';
 import { ClaimBatcher } from './claimer.js';
+import { CompletionBatcher } from './completion-batcher.js';
 import { Dispatcher } from './dispatcher.js';
 import type { AnyJobModule } from './job-module.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -130,6 +131,7 @@ export class WorkerRuntime {
         this.workerId,
       ),
       leases: this.#leases,
+      completions: new CompletionBatcher(this.#pool, this.tracker, this.logger),
       pool: this.#pool,
       logger: this.logger,
       claimRetryDelayMs: options.claimRetryDelayMs,

@@ -36,10 +36,11 @@ export function spawnWorker(
     child,
     pid: child.pid!,
     log: () => stderr,
-    waitForLog: (pattern, timeoutMs = 20_000) =>
-      waitFor(`worker log ${pattern}`, async () => pattern.test(stderr), {
+    async waitForLog(pattern, timeoutMs = 20_000) {
+      await waitFor(`worker log ${pattern}`, async () => pattern.test(stderr), {
         timeoutMs,
-      }),
+      });
+    },
     exited,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -82,7 +82,7 @@ describe('crash recovery', () => {
     expect(lost).toBeGreaterThan(0);
     // At most one lost attempt per job the killed worker had running.
     expect(lost).toBeLessThanOrEqual(50);
-  });
+  }, 120_000);
 
   it('should refuse the commit of a worker frozen past its lease after another took the job over', async () => {
     h = await createHarness({ JOB_LEASE_MS: '1000' });
@@ -166,7 +166,7 @@ describe('crash recovery', () => {
         `SELECT count(*)::int AS n FROM $schema.job_attempts WHERE outcome IN ('failed', 'lost')`,
       ),
     ).toBe(0);
-  });
+  }, 120_000);
 });
 
 describe('graceful shutdown', () => {

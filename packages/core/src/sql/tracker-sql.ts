@@ -140,6 +140,37 @@ export function trackerSql(schema: string) {
       RETURNING job_id`,
 
     /**
+     * Many completions in one statement, each fenced on its own row; returns
+     * the ids completed. Fewer ids than given means some lease was lost: the
+     * caller rolls the whole transaction back and completes one by one.
+     */
+    completeMany: `
+      WITH input AS (
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[])
+          AS t(id, token, result)
+      ), now AS (
+        SELECT clock_timestamp() AS t
+      ), done AS (
+        UPDATE ${s}.jobs j SET
+          status = 'completed',
+          completed_at = now.t,
+          result = input.result,
+          lease_token = NULL,
+          lease_expires_at = NULL,
+          updated_at = now.t
+        FROM input, now
+        WHERE j.id = input.id AND j.lease_token = input.token
+          AND j.lease_expires_at > now.t
+        RETURNING j.id, j.attempts, j.started_at, j.worker_id, now.t AS finished_at
+      ), history AS (
+        INSERT INTO ${s}.job_attempts
+          (job_id, attempt, started_at, finished_at, outcome, worker_id)
+        SELECT id, attempts, started_at, finished_at, 'completed', worker_id
+        FROM done
+      )
+      SELECT id FROM done`,
+
+    /**
      * A failed attempt: Postgres decides between a retry at
      * `now + min(base × 2^attempts, max) × (1 − jitter × random())` and the
      * final `failed`. Checked by token only: a failure commits no effect, and
