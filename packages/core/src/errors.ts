@@ -105,6 +105,13 @@ export class ShutdownError extends LanaJobsError {
   }
 }
 
+/** The job was cancelled while this attempt ran: it ends `cancelled`. */
+export class JobCancelledError extends LanaJobsError {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} was cancelled while running`);
+  }
+}
+
 /** No job with this id is recorded. */
 export class JobNotFoundError extends LanaJobsError {
   constructor(readonly jobId: string) {

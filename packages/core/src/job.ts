@@ -94,6 +94,12 @@ export interface JobRecord {
   actor: string | null;
   /** When it was last handed to BullMQ; null while only Postgres has it. */
   dispatched_at: Date | null;
+  /** At most one job of an entity key runs at a time. */
+  entity_key: string | null;
+  /** When a cancel was asked for (a running job ends at its next check). */
+  cancel_requested_at: Date | null;
+  cancelled_by: string | null;
+  cancel_reason: string | null;
   created_at: Date;
   updated_at: Date;
 }

@@ -51,3 +51,22 @@ export function createRedis(options: RedisConnectionOptions): Redis {
   });
   return redis;
 }
+
+/**
+ * The Redis channel on which cancels of running jobs are broadcast to every
+ * replica. A double colon keeps it apart from BullMQ's own keys, which are
+ * `<prefix>:<queue>:…` with a non-empty queue name.
+ */
+export function cancelChannel(prefix: string): string {
+  return `${prefix}::cancel`;
+}
+
+/** The reconciler's marker key: holds the Redis generation id. */
+export function generationKey(prefix: string): string {
+  return `${prefix}::generation`;
+}
+
+/** The Postgres channel the relay listens on for jobs recorded in a transaction. */
+export function relayChannel(schema: string): string {
+  return `lana_jobs_${schema}`;
+}

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, Queryable } from './db.js';
+import { rollbackQuietly, type Pool, type Queryable } from './db.js';
 import { IdempotencyConflictError, LeaseLostError } from './errors.js';
 import type { AttemptRecord, JobRecord, JobStatus } from './job.js';
 import type { RetryPolicy } from './retry-policy.js';
@@ -17,6 +17,8 @@ export interface NewJob {
   idempotency_key?: string | null;
   trace_context?: Record<string, string> | null;
   actor?: string | null;
+  /** At most one job of an entity key runs at a time, in enqueue order. */
+  entity_key?: string | null;
 }
 
 /** What {@link JobTracker.enqueue} did with one {@link NewJob}. */
@@ -52,8 +54,12 @@ export type ClaimOutcome =
   | { kind: 'leased'; leaseExpiresAt: Date }
   /** Arrived before its `scheduled_at`: hand back until then. */
   | { kind: 'not-due'; scheduledAt: Date }
-  /** Completed, failed or cancelled: nothing to do. */
+  /** Completed, failed or cancelled (perhaps by this claim): nothing to do. */
   | { kind: 'final'; status: JobStatus }
+  /** Has an entity key: claim it with {@link JobTracker.claimEntity}. */
+  | { kind: 'entity'; entityKey: string }
+  /** Another job of its entity runs, or is older and waiting: try later. */
+  | { kind: 'entity-busy' }
   /** No such row (never recorded, or purged). */
   | { kind: 'missing' };
 
@@ -128,6 +134,7 @@ export class JobTracker {
           j.trace_context ? JSON.stringify(j.trace_context) : null,
         ),
         jobs.map((j) => j.actor ?? null),
+        jobs.map((j) => j.entity_key ?? null),
       ],
     });
 
@@ -209,23 +216,70 @@ export class JobTracker {
     leaseMs: number,
     workerId: string,
   ): Promise<ClaimOutcome[]> {
+    return this.#claim(this.#control, jobIds, leaseMs, workerId, false);
+  }
+
+  /**
+   * Claims a job that has an entity key while holding the entity's advisory
+   * lock, so that two replicas never both start a job of one entity.
+   */
+  async claimEntity(
+    jobId: string,
+    entityKey: string,
+    leaseMs: number,
+    workerId: string,
+  ): Promise<ClaimOutcome> {
+    const client = await this.#control.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(this.sql.lockEntity, [this.schema, entityKey]);
+      const [outcome] = await this.#claim(
+        client,
+        [jobId],
+        leaseMs,
+        workerId,
+        true,
+      );
+      await client.query('COMMIT');
+      return outcome!;
+    } catch (error) {
+      await rollbackQuietly(client);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async #claim(
+    db: Queryable,
+    jobIds: readonly string[],
+    leaseMs: number,
+    workerId: string,
+    entityMode: boolean,
+  ): Promise<ClaimOutcome[]> {
     const tokens = jobIds.map(() => randomUUID());
-    const result = await this.#control.query<ClaimRow>({
+    const result = await db.query<ClaimRow>({
       name: `lj-${this.schema}-claim`,
       text: this.sql.claim,
-      values: [jobIds, tokens, Math.round(leaseMs), workerId],
+      values: [jobIds, tokens, Math.round(leaseMs), workerId, entityMode],
     });
     const byId = new Map(result.rows.map((row) => [row.id, row]));
     return jobIds.map((id, i) => toOutcome(byId.get(id), tokens[i]!));
   }
 
-  /** Extends the leases still held; returns the job ids renewed. */
+  /**
+   * Extends the leases still held; returns the job ids renewed, each with
+   * whether a cancel was requested for it.
+   */
   async renewLeases(
     leases: readonly Lease[],
     leaseMs: number,
-  ): Promise<Set<string>> {
-    if (leases.length === 0) return new Set();
-    const result = await this.#control.query<{ id: string }>({
+  ): Promise<Map<string, { cancelRequested: boolean }>> {
+    if (leases.length === 0) return new Map();
+    const result = await this.#control.query<{
+      id: string;
+      cancel_requested: boolean;
+    }>({
       name: `lj-${this.schema}-renew`,
       text: this.sql.renewLeases,
       values: [
@@ -234,7 +288,12 @@ export class JobTracker {
         Math.round(leaseMs),
       ],
     });
-    return new Set(result.rows.map((row) => row.id));
+    return new Map(
+      result.rows.map((row) => [
+        row.id,
+        { cancelRequested: row.cancel_requested },
+      ]),
+    );
   }
 
   /**
@@ -344,6 +403,32 @@ export class JobTracker {
     return result.rows[0]?.scheduled_at ?? null;
   }
 
+  /**
+   * Cancels a job (see the `cancel` statement); returns the status it had
+   * and its type, or null when there is no such job.
+   */
+  async cancel(
+    id: string,
+    actor: string | null,
+    reason: string | null,
+  ): Promise<{ previous_status: JobStatus; job_type: string } | null> {
+    const result = await this.#pool.query<{
+      previous_status: JobStatus;
+      job_type: string;
+    }>(this.sql.cancel, [id, actor, reason]);
+    return result.rows[0] ?? null;
+  }
+
+  /** Ends a running attempt as cancelled; false when the token lost the job. */
+  async markCancelled(lease: Lease, reason: string): Promise<boolean> {
+    const result = await this.#pool.query(this.sql.markCancelled, [
+      lease.jobId,
+      lease.token,
+      reason,
+    ]);
+    return result.rowCount === 1;
+  }
+
   /** The job's record, or null. */
   async get(id: string, client?: Queryable): Promise<JobRecord | null> {
     const result = await (client ?? this.#pool).query<JobRecord>(
@@ -366,9 +451,10 @@ export class JobTracker {
 interface ClaimRow {
   id: string;
   previous_status: JobStatus;
+  decision: 'wait' | 'cancel' | 'run' | 'entity' | 'entity-busy';
+  entity_key: string | null;
   previous_scheduled_at: Date;
   previous_lease_expires_at: Date | null;
-  claimed: boolean;
   job_type: string;
   payload: unknown;
   payload_version: number;
@@ -383,7 +469,12 @@ interface ClaimRow {
 
 function toOutcome(row: ClaimRow | undefined, token: string): ClaimOutcome {
   if (!row) return { kind: 'missing' };
-  if (row.claimed) {
+  if (row.decision === 'cancel') return { kind: 'final', status: 'cancelled' };
+  if (row.decision === 'entity') {
+    return { kind: 'entity', entityKey: row.entity_key! };
+  }
+  if (row.decision === 'entity-busy') return { kind: 'entity-busy' };
+  if (row.decision === 'run') {
     return {
       kind: 'claimed',
       tookOver: row.previous_status === 'running',

@@ -3,6 +3,7 @@ export {
   createProducer,
   type EnqueueOptions,
   type EnqueueResult,
+  type CancelResult,
   type JobRequest,
   type ProducerOptions,
 } from './producer.js';
@@ -16,3 +17,10 @@ export {
   type TransportJob,
   type TransportOptions,
 } from './transport.js';
+export {
+  Relay,
+  RELAY_BATCH_SIZE_DEFAULT,
+  RELAY_GRACE_MS_DEFAULT,
+  RELAY_SWEEP_INTERVAL_MS_DEFAULT,
+  type RelayOptions,
+} from './relay.js';

@@ -1,22 +1,29 @@
 import {
   JobTypeRegistry,
+  JobNotFoundError,
   captureTraceContext,
+  cancelChannel,
   createLogger,
   createPool,
   createRedis,
   loadConfig,
   preparePayload,
+  relayChannel,
+  rollbackQuietly,
   JobTracker,
   LanaJobsError,
   type AttemptRecord,
   type Config,
   type EnqueuedJob,
   type JobRecord,
+  type JobStatus,
   type JobType,
   type Logger,
   type NewJob,
   type PayloadInput,
   type Pool,
+  type PoolClient,
+  type Queryable,
   type Redis,
 } from '@lana-jobs/core';
 import { JobTransport } from './transport.js';
@@ -28,14 +35,25 @@ export interface EnqueueOptions {
   /** Not before this many milliseconds from now (instead of `scheduledAt`). */
   delayMs?: number;
   /**
-   * Names the job within its type: enqueueing the same key again returns the
-   * existing job and records nothing.
+   * Names the job within its type: enqueueing the same key again returns
+   * the existing job and records nothing, also after it finished.
    */
   idempotencyKey?: string;
+  /**
+   * At most one job of this key runs at a time, in enqueue order (e.g. a
+   * facility id, so two commands on one facility never interleave).
+   */
+  entityKey?: string;
   /** Overrides the type's `maxAttempts`. */
   maxAttempts?: number;
   /** Who asked for it: a user, a service, a schedule. */
   actor?: string;
+  /**
+   * A `pg` client inside the caller's open transaction: the job is recorded
+   * in it, and exists exactly when that transaction commits. The relay adds
+   * it to BullMQ after the commit.
+   */
+  tx?: Queryable;
 }
 
 /** What an enqueue recorded. */
@@ -46,12 +64,26 @@ export interface EnqueueResult {
   scheduledAt: Date;
 }
 
+/** What a cancel did. */
+export interface CancelResult {
+  id: string;
+  /** The status the job had. */
+  previousStatus: JobStatus;
+  /**
+   * `cancelled`: it was pending or retrying and is now cancelled.
+   * `requested`: it is running; its worker aborts it and records it
+   * cancelled, unless it had already committed its completion.
+   * `final`: it had already finished; nothing changed.
+   */
+  outcome: 'cancelled' | 'requested' | 'final';
+}
+
 /** One job of {@link Producer.enqueueMany}. */
 export type JobRequest<T extends JobType> = {
   [N in T['name']]: {
     type: N;
     payload: PayloadInput<Extract<T, { name: N }>>;
-    options?: EnqueueOptions;
+    options?: Omit<EnqueueOptions, 'tx'>;
   };
 }[T['name']];
 
@@ -68,19 +100,24 @@ export interface ProducerOptions<T extends JobType> {
 /**
  * The SDK services use to enqueue jobs. A job is recorded in Postgres
  * first; BullMQ gets it afterwards, and a failure to reach Redis never fails
- * the enqueue (the relay adds such jobs later).
+ * an enqueue (the relay of the worker replicas adds such jobs later).
  */
 export class Producer<T extends JobType = JobType> {
   readonly registry: JobTypeRegistry<T>;
   readonly tracker: JobTracker;
+  readonly #config: Config;
   readonly #transport: JobTransport;
   readonly #redis: Redis;
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
   readonly #logger: Logger;
+  /** Jobs recorded inside a {@link transaction}, added after its commit. */
+  readonly #inTransaction = new WeakMap<Queryable, EnqueuedJob[]>();
+  #closed = false;
 
   constructor(options: ProducerOptions<T>) {
     const config = options.config ?? loadConfig();
+    this.#config = config;
     this.#logger =
       options.logger ??
       createLogger({ level: config.logLevel, component: 'producer' });
@@ -116,16 +153,20 @@ export class Producer<T extends JobType = JobType> {
 
   /**
    * Validates and records one job, then hands it to BullMQ. Resolves once
-   * the row is committed.
+   * the row is committed (with `tx`: once it is written in the caller's
+   * transaction).
+   *
+   * @example
+   * const { id } = await producer.enqueue('canary', { label: 'hi' }, { delayMs: 60_000 });
    */
   async enqueue<N extends T['name']>(
     type: N,
     payload: PayloadInput<Extract<T, { name: N }>>,
     options: EnqueueOptions = {},
   ): Promise<EnqueueResult> {
-    const [result] = await this.enqueueMany([
-      { type, payload, options } as JobRequest<T>,
-    ]);
+    const { tx, ...jobOptions } = options;
+    const request = { type, payload, options: jobOptions } as JobRequest<T>;
+    const [result] = await this.enqueueMany([request], { tx });
     return result!;
   }
 
@@ -135,18 +176,77 @@ export class Producer<T extends JobType = JobType> {
    */
   async enqueueMany(
     requests: readonly JobRequest<T>[],
+    options: { tx?: Queryable } = {},
   ): Promise<EnqueueResult[]> {
     if (requests.length === 0) return [];
     const rows = requests.map((request, index) =>
       this.#toRow(request, index, requests.length),
     );
-    const recorded = await this.tracker.enqueue(rows);
-    await this.#dispatch(recorded.filter((job) => job.created));
+    const recorded = await this.#record(rows, options.tx);
     return recorded.map((job) => ({
       id: job.id,
       created: job.created,
       scheduledAt: job.scheduled_at,
     }));
+  }
+
+  /**
+   * Runs `fn` in a transaction on a connection of the producer's, commits
+   * it, then adds the jobs enqueued in it (with `{ tx }`) to BullMQ at once.
+   * If `fn` throws, the transaction rolls back and nothing ever runs.
+   *
+   * @example
+   * await producer.transaction(async (tx) => {
+   *   await tx.query('UPDATE facilities SET status = $2 WHERE id = $1', [id, 'active']);
+   *   await producer.enqueue('notification', { … }, { tx });
+   * });
+   */
+  async transaction<R>(fn: (tx: PoolClient) => Promise<R>): Promise<R> {
+    const client = await this.#pool.connect();
+    const jobs: EnqueuedJob[] = [];
+    this.#inTransaction.set(client, jobs);
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      this.#inTransaction.delete(client);
+      await this.#dispatch(jobs);
+      return result;
+    } catch (error) {
+      await rollbackQuietly(client);
+      throw error;
+    } finally {
+      this.#inTransaction.delete(client);
+      client.release();
+    }
+  }
+
+  /**
+   * Cancels a job: a pending (also one scheduled for later) or retrying job
+   * becomes `cancelled` at once and leaves Redis; a running one is told to
+   * stop on whichever replica runs it. Recorded with the actor and reason.
+   * Throws {@link JobNotFoundError} for an unknown id.
+   */
+  async cancel(
+    id: string,
+    options: { actor?: string; reason?: string } = {},
+  ): Promise<CancelResult> {
+    const found = await this.tracker.cancel(
+      id,
+      options.actor ?? null,
+      options.reason ?? null,
+    );
+    if (!found) throw new JobNotFoundError(id);
+    const previousStatus = found.previous_status;
+    if (previousStatus === 'pending' || previousStatus === 'retrying') {
+      await this.#removeFromRedis(found.job_type, id);
+      return { id, previousStatus, outcome: 'cancelled' };
+    }
+    if (previousStatus === 'running') {
+      await this.#broadcastCancel(id);
+      return { id, previousStatus, outcome: 'requested' };
+    }
+    return { id, previousStatus, outcome: 'final' };
   }
 
   /** The job's record, or null. */
@@ -161,9 +261,36 @@ export class Producer<T extends JobType = JobType> {
 
   /** Closes the queues, Redis and (if the producer made it) the pool. */
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     await this.#transport.close();
     this.#redis.disconnect();
     if (this.#ownsPool) await this.#pool.end();
+  }
+
+  async #record(
+    rows: NewJob[],
+    tx: Queryable | undefined,
+  ): Promise<EnqueuedJob[]> {
+    if (!tx) {
+      const recorded = await this.tracker.enqueue(rows);
+      await this.#dispatch(recorded.filter((job) => job.created));
+      return recorded;
+    }
+    const recorded = await this.tracker.enqueue(rows, tx);
+    const created = recorded.filter((job) => job.created);
+    const ours = this.#inTransaction.get(tx);
+    if (ours) {
+      ours.push(...created);
+    } else if (created.length > 0) {
+      // Postgres delivers it on commit only, once per transaction however
+      // often it is sent; the relay then adds the jobs.
+      await tx.query('SELECT pg_notify($1, $2)', [
+        relayChannel(this.#config.databaseSchema),
+        '',
+      ]);
+    }
+    return recorded;
   }
 
   #toRow(request: JobRequest<T>, index: number, count: number): NewJob {
@@ -178,6 +305,7 @@ export class Producer<T extends JobType = JobType> {
           checkMaxAttempts(options.maxAttempts) ?? type.retry.maxAttempts,
         scheduled_at: scheduledAt(options),
         idempotency_key: options.idempotencyKey ?? null,
+        entity_key: options.entityKey ?? null,
         trace_context: captureTraceContext(),
         actor: options.actor ?? null,
       };
@@ -212,6 +340,30 @@ export class Producer<T extends JobType = JobType> {
       );
     }
   }
+
+  async #removeFromRedis(jobType: string, id: string): Promise<void> {
+    try {
+      await this.#transport.queue(jobType).remove(id);
+    } catch (error) {
+      // A claim finds the job cancelled and drops its BullMQ job.
+      this.#logger.debug(
+        { err: error, job_id: id },
+        'cancelled job not removed from Redis yet',
+      );
+    }
+  }
+
+  async #broadcastCancel(id: string): Promise<void> {
+    try {
+      await this.#redis.publish(cancelChannel(this.#config.queuePrefix), id);
+    } catch (error) {
+      // The worker also learns of it at its next lease renewal.
+      this.#logger.debug(
+        { err: error, job_id: id },
+        'cancel not broadcast; the next lease renewal delivers it',
+      );
+    }
+  }
 }
 
 /** Makes a producer; see {@link ProducerOptions}. */
@@ -229,7 +381,7 @@ function checkMaxAttempts(value: number | undefined): number | undefined {
   return value;
 }
 
-function scheduledAt(options: EnqueueOptions): Date | null {
+function scheduledAt(options: Omit<EnqueueOptions, 'tx'>): Date | null {
   if (options.scheduledAt && options.delayMs !== undefined) {
     throw new LanaJobsError('give scheduledAt or delayMs, not both');
   }

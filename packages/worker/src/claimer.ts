@@ -24,6 +24,16 @@ export class ClaimBatcher {
     private readonly workerId: string,
   ) {}
 
+  /** Claims a job that has an entity key, one at a time per entity. */
+  claimEntity(jobId: string, entityKey: string): Promise<ClaimOutcome> {
+    return this.tracker.claimEntity(
+      jobId,
+      entityKey,
+      this.leaseMs,
+      this.workerId,
+    );
+  }
+
   claim(jobId: string): Promise<ClaimOutcome> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ jobId, resolve, reject });

@@ -2,6 +2,7 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import {
   describeError,
   isConnectionError,
+  JobCancelledError,
   ShutdownError,
   JobTimeoutError,
   LeaseLostError,
@@ -27,6 +28,11 @@ import type { LeaseKeeper } from './lease-keeper.js';
 export const CLAIM_RETRY_DELAY_MS_DEFAULT = 2_000;
 /** Margin past a lease's expiry before a handed-back job is tried again. */
 const LEASE_MARGIN_MS = 100;
+/**
+ * How long a job waits while another job of its entity key runs (or an
+ * older one waits) before it is offered again.
+ */
+export const ENTITY_WAIT_MS = 500;
 /** Pause between tries to give an attempt back while Postgres is away. */
 const GIVE_BACK_RETRY_MS = 500;
 /** Wait before a newer payload version is offered again. */
@@ -73,6 +79,9 @@ export class Dispatcher {
     let outcome;
     try {
       outcome = await this.#o.claimer.claim(jobId);
+      if (outcome.kind === 'entity') {
+        outcome = await this.#o.claimer.claimEntity(jobId, outcome.entityKey);
+      }
     } catch (error) {
       // NOTE: the claim did not commit, so no attempt is spent.
       log.warn({ err: error }, 'claim failed; job handed back');
@@ -98,6 +107,9 @@ export class Dispatcher {
           token,
           outcome.leaseExpiresAt.getTime() + LEASE_MARGIN_MS,
         );
+      case 'entity':
+      case 'entity-busy':
+        return handBack(bullJob, token, Date.now() + ENTITY_WAIT_MS);
       case 'not-due':
         return handBack(bullJob, token, outcome.scheduledAt.getTime());
       case 'claimed':
@@ -157,6 +169,9 @@ export class Dispatcher {
       const error = toError(
         attempt.signal.aborted ? attempt.signal.reason : thrown,
       );
+      if (error instanceof JobCancelledError) {
+        return await this.#cancelled(job, log);
+      }
       if (error instanceof ShutdownError) {
         log.warn('attempt aborted by shutdown; handed back without counting');
         return await this.#giveBack(bullJob, token, job, error.message, log);
@@ -228,6 +243,17 @@ export class Dispatcher {
         : 'job failed for good; no attempts left',
     );
     throw new UnrecoverableError(describeError(error));
+  }
+
+  /** Records the cancelled attempt; the BullMQ job then completes. */
+  async #cancelled(job: ClaimedJob, log: JobLog): Promise<void> {
+    const lease = { jobId: job.id, token: job.lease_token };
+    const ended = await this.#o.tracker.markCancelled(
+      lease,
+      'cancelled while running',
+    );
+    if (ended) log.info('attempt cancelled');
+    else log.info('cancel came after the attempt had ended; nothing changed');
   }
 
   /**

@@ -1,4 +1,9 @@
-import { LeaseLostError, type JobTracker, type Logger } from '@lana-jobs/core';
+import {
+  JobCancelledError,
+  LeaseLostError,
+  type JobTracker,
+  type Logger,
+} from '@lana-jobs/core';
 import type { Attempt } from './attempt.js';
 
 /**
@@ -26,6 +31,18 @@ export class LeaseKeeper {
     }
   }
 
+  /**
+   * Aborts the attempt of this job, if it runs here, as cancelled. Returns
+   * whether it did.
+   */
+  cancel(jobId: string): boolean {
+    const attempt = this.#attempts.get(jobId);
+    if (!attempt || attempt.ended) return false;
+    attempt.logger.info('cancel requested; aborting the attempt');
+    attempt.abort(new JobCancelledError(jobId));
+    return true;
+  }
+
   /** Attempts running now. */
   get active(): Attempt[] {
     return [...this.#attempts.values()];
@@ -38,7 +55,7 @@ export class LeaseKeeper {
       .filter((a): a is Attempt => a !== undefined && !a.completed);
     if (attempts.length === 0) return;
 
-    let renewed: Set<string>;
+    let renewed: Map<string, { cancelRequested: boolean }>;
     try {
       renewed = await this.tracker.renewLeases(
         attempts.map((a) => a.lease),
@@ -55,7 +72,12 @@ export class LeaseKeeper {
     }
 
     for (const attempt of attempts) {
-      if (renewed.has(attempt.jobId) || attempt.completed) continue;
+      const lease = renewed.get(attempt.jobId);
+      if (lease?.cancelRequested) {
+        this.cancel(attempt.jobId);
+        continue;
+      }
+      if (lease || attempt.completed) continue;
       attempt.logger.warn('lease lost; aborting the attempt');
       attempt.abort(new LeaseLostError(attempt.jobId));
     }

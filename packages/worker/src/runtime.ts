@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'bullmq';
 import {
+  cancelChannel,
   concurrencyVariable,
   createLogger,
   createPool,
@@ -16,7 +17,9 @@ import {
   type Pool,
   type Redis,
 } from '@lana-jobs/core';
+import { JobTransport, Relay } from '@lana-jobs/producer';
 import { ClaimBatcher } from './claimer.js';
+import { Reconciler } from './reconciler.js';
 import { CompletionBatcher } from './completion-batcher.js';
 import { Dispatcher } from './dispatcher.js';
 import type { AnyJobModule } from './job-module.js';
@@ -45,6 +48,16 @@ export interface WorkerRuntimeOptions {
   workerId?: string;
   /** Wait after a claim that could not reach Postgres. */
   claimRetryDelayMs?: number;
+  /** Run the relay in this replica. Defaults to true. */
+  relay?: boolean;
+  /** Take part in reconciling (one replica leads at a time). Defaults to true. */
+  reconciler?: boolean;
+  /** Tuning of the reconciler (tests shorten them). */
+  reconcileIntervalMs?: number;
+  fullPassIntervalMs?: number;
+  /** Tuning of the relay's sweep. */
+  relaySweepIntervalMs?: number;
+  relayGraceMs?: number;
 }
 
 /**
@@ -64,6 +77,11 @@ export class WorkerRuntime {
   readonly #workers: Worker[] = [];
   readonly #leases: LeaseKeeper;
   readonly #dispatcher: Dispatcher;
+  readonly #transportRedis: Redis;
+  readonly #subscriber: Redis;
+  readonly #transport: JobTransport;
+  readonly #relay: Relay | undefined;
+  readonly #reconciler: Reconciler | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: WorkerRuntimeOptions) {
@@ -137,6 +155,63 @@ export class WorkerRuntime {
       claimRetryDelayMs: options.claimRetryDelayMs,
       leaseMs: this.config.jobLeaseMs,
     });
+
+    this.#transportRedis = createRedis({
+      url: this.config.redisUrl,
+      role: 'producer',
+      logger: this.logger,
+      connectionName: 'lana-jobs-relay',
+    });
+    this.#subscriber = createRedis({
+      url: this.config.redisUrl,
+      role: 'worker',
+      logger: this.logger,
+      connectionName: 'lana-jobs-cancel-listener',
+    });
+    this.#transport = new JobTransport({
+      redis: this.#transportRedis,
+      prefix: this.config.queuePrefix,
+      logger: this.logger,
+    });
+    const relay =
+      options.relay === false
+        ? undefined
+        : new Relay({
+            pool: this.#pool,
+            databaseUrl: this.config.databaseUrl,
+            schema: this.config.databaseSchema,
+            tracker: this.tracker,
+            transport: this.#transport,
+            logger: this.logger,
+            sweepIntervalMs: options.relaySweepIntervalMs,
+            graceMs: options.relayGraceMs,
+          });
+    this.#relay = relay;
+    this.#reconciler =
+      options.reconciler === false || !relay
+        ? undefined
+        : new Reconciler({
+            pool: this.#pool,
+            schema: this.config.databaseSchema,
+            redis: this.#transportRedis,
+            prefix: this.config.queuePrefix,
+            relay,
+            transport: this.#transport,
+            workerId: this.workerId,
+            logger: this.logger,
+            intervalMs: options.reconcileIntervalMs,
+            fullPassIntervalMs: options.fullPassIntervalMs,
+          });
+  }
+
+  /** The reconciler of this replica, if it runs one. */
+  get reconciler(): Reconciler | undefined {
+    return this.#reconciler;
+  }
+
+  /** The relay of this replica, if it runs one. */
+  get relay(): Relay | undefined {
+    return this.#relay;
   }
 
   /** Starts a BullMQ worker for each job type. */
@@ -144,6 +219,9 @@ export class WorkerRuntime {
     for (const module of this.#modules.values()) {
       this.#workers.push(this.#startWorker(module));
     }
+    this.#listenForCancels();
+    this.#relay?.start();
+    this.#reconciler?.start();
     this.logger.info({ queues: [...this.#modules.keys()] }, 'worker started');
     return this;
   }
@@ -199,9 +277,28 @@ export class WorkerRuntime {
     } finally {
       clearTimeout(deadline);
     }
+    await this.#reconciler?.close();
+    await this.#relay?.close();
+    await this.#transport.close();
+    this.#subscriber.disconnect();
+    this.#transportRedis.disconnect();
     this.#redis.disconnect();
     await Promise.all([this.#pool.end(), this.#control.end()]);
     this.logger.info('worker stopped');
+  }
+
+  /** Cancels of running jobs are broadcast; the replica running one aborts it. */
+  #listenForCancels(): void {
+    const channel = cancelChannel(this.config.queuePrefix);
+    this.#subscriber.on('message', (from: string, jobId: string) => {
+      if (from === channel) this.#leases.cancel(jobId);
+    });
+    this.#subscriber.subscribe(channel).catch((error: unknown) => {
+      this.logger.warn(
+        { err: error },
+        'cannot listen for cancels; lease renewals deliver them',
+      );
+    });
   }
 
   #startWorker(module: AnyJobModule): Worker {

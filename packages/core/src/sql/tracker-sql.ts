@@ -10,7 +10,8 @@ export type TrackerSql = ReturnType<typeof trackerSql>;
 const JOB_COLUMNS = `id, job_type, payload, payload_version, status, attempts,
   max_attempts, scheduled_at, started_at, completed_at, result, last_error,
   idempotency_key, lease_token, lease_expires_at, worker_id, trace_context,
-  actor, dispatched_at, created_at, updated_at`;
+  actor, dispatched_at, entity_key, cancel_requested_at, cancelled_by,
+  cancel_reason, created_at, updated_at`;
 
 export function trackerSql(schema: string) {
   const s = quoteIdent(schema);
@@ -18,13 +19,15 @@ export function trackerSql(schema: string) {
     /** Many rows in one statement; a known idempotency key inserts nothing. */
     insertJobs: `
       INSERT INTO ${s}.jobs (id, job_type, payload, payload_version,
-        max_attempts, scheduled_at, idempotency_key, trace_context, actor)
+        max_attempts, scheduled_at, idempotency_key, trace_context, actor,
+        entity_key)
       SELECT id, job_type, payload, payload_version, max_attempts,
-        COALESCE(scheduled_at, now()), idempotency_key, trace_context, actor
+        COALESCE(scheduled_at, now()), idempotency_key, trace_context, actor,
+        entity_key
       FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[],
-        $6::timestamptz[], $7::text[], $8::jsonb[], $9::text[])
+        $6::timestamptz[], $7::text[], $8::jsonb[], $9::text[], $10::text[])
         AS t(id, job_type, payload, payload_version, max_attempts,
-          scheduled_at, idempotency_key, trace_context, actor)
+          scheduled_at, idempotency_key, trace_context, actor, entity_key)
       ON CONFLICT (job_type, idempotency_key)
         WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING id, scheduled_at`,
@@ -50,11 +53,15 @@ export function trackerSql(schema: string) {
       LIMIT $1`,
 
     /**
-     * Claims a batch of jobs, one lease token each. A job is claimed when it
-     * is due (pending or retrying, `scheduled_at` passed) or when it is
-     * running under an expired lease (a takeover, whose old attempt is
-     * recorded `lost`). Every other row is returned unchanged, with what the
-     * worker needs to hand its BullMQ job back.
+     * Claims a batch of jobs, one lease token each. A job is due when it is
+     * pending or retrying past its `scheduled_at`, or running under an
+     * expired lease (a takeover: the old attempt is recorded `lost`). A due
+     * job is then run, or cancelled if a cancel was requested, or, when it
+     * has an entity key, left to the entity claim ($5 false) or run only if
+     * no other job of its entity is running or older and waiting ($5 true,
+     * inside a transaction holding the entity's advisory lock). Every other
+     * row is returned unchanged, with what the worker needs to hand its
+     * BullMQ job back.
      */
     claim: `
       WITH input AS (
@@ -63,50 +70,81 @@ export function trackerSql(schema: string) {
         SELECT clock_timestamp() AS t
       ), current AS (
         SELECT j.id, j.status, j.attempts, j.started_at, j.scheduled_at,
-          j.lease_expires_at, j.worker_id, input.token,
+          j.lease_expires_at, j.worker_id, j.entity_key, j.created_at,
+          j.cancel_requested_at, input.token,
           (j.status IN ('pending', 'retrying') AND j.scheduled_at <= now.t)
-            OR (j.status = 'running' AND j.lease_expires_at <= now.t)
-            AS claimable
+            OR (j.status = 'running' AND j.lease_expires_at <= now.t) AS due
         FROM ${s}.jobs j JOIN input USING (id) CROSS JOIN now
         FOR NO KEY UPDATE OF j
+      ), decided AS (
+        SELECT current.*, CASE
+          WHEN NOT current.due THEN 'wait'
+          WHEN current.cancel_requested_at IS NOT NULL THEN 'cancel'
+          WHEN current.entity_key IS NULL THEN 'run'
+          WHEN NOT $5::boolean THEN 'entity'
+          WHEN EXISTS (
+            SELECT 1 FROM ${s}.jobs o
+            WHERE o.entity_key = current.entity_key AND o.id <> current.id
+              AND (o.status = 'running'
+                OR (o.status IN ('pending', 'retrying')
+                  AND (o.created_at, o.id) < (current.created_at, current.id)))
+          ) THEN 'entity-busy'
+          ELSE 'run' END AS decision
+        FROM current
       ), claimed AS (
         UPDATE ${s}.jobs j SET
           status = 'running',
           attempts = j.attempts + 1,
           started_at = now.t,
-          lease_token = current.token,
+          lease_token = decided.token,
           lease_expires_at = now.t + $3::int * interval '1 millisecond',
           worker_id = $4,
           updated_at = now.t
-        FROM current, now
-        WHERE j.id = current.id AND current.claimable
+        FROM decided, now
+        WHERE j.id = decided.id AND decided.decision = 'run'
         RETURNING j.id, j.job_type, j.payload, j.payload_version, j.attempts,
           j.max_attempts, j.scheduled_at, j.started_at, j.lease_expires_at,
           j.trace_context, j.created_at
+      ), cancelled AS (
+        UPDATE ${s}.jobs j SET
+          status = 'cancelled',
+          completed_at = now.t,
+          lease_token = NULL,
+          lease_expires_at = NULL,
+          updated_at = now.t
+        FROM decided, now
+        WHERE j.id = decided.id AND decided.decision = 'cancel'
       ), lost AS (
         INSERT INTO ${s}.job_attempts
           (job_id, attempt, started_at, finished_at, outcome, error, worker_id)
-        SELECT current.id, current.attempts, current.started_at, now.t, 'lost',
-          'lease expired while running; taken over by ' || $4, current.worker_id
-        FROM current CROSS JOIN now
-        WHERE current.claimable AND current.status = 'running'
+        SELECT decided.id, decided.attempts, decided.started_at, now.t, 'lost',
+          'lease expired while running; taken over by ' || $4, decided.worker_id
+        FROM decided CROSS JOIN now
+        WHERE decided.status = 'running' AND decided.decision IN ('run', 'cancel')
       )
-      SELECT current.id, current.status AS previous_status,
-        current.scheduled_at AS previous_scheduled_at,
-        current.lease_expires_at AS previous_lease_expires_at,
+      SELECT decided.id, decided.status AS previous_status, decided.decision,
+        decided.entity_key,
+        decided.scheduled_at AS previous_scheduled_at,
+        decided.lease_expires_at AS previous_lease_expires_at,
         claimed.job_type, claimed.payload, claimed.payload_version,
         claimed.attempts, claimed.max_attempts, claimed.scheduled_at,
         claimed.started_at, claimed.lease_expires_at, claimed.trace_context,
-        claimed.created_at, (claimed.id IS NOT NULL) AS claimed
-      FROM current LEFT JOIN claimed USING (id)`,
+        claimed.created_at
+      FROM decided LEFT JOIN claimed USING (id)`,
 
-    /** Extends the leases still held by these tokens; returns the ids renewed. */
+    /** Serializes the claims of one entity key, for the transaction. */
+    lockEntity: `SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))`,
+
+    /**
+     * Extends the leases still held by these tokens; returns the ids renewed
+     * and whether a cancel was requested for each.
+     */
     renewLeases: `
       UPDATE ${s}.jobs j SET
         lease_expires_at = clock_timestamp() + $3::int * interval '1 millisecond'
       FROM unnest($1::uuid[], $2::uuid[]) AS t(id, token)
       WHERE j.id = t.id AND j.lease_token = t.token AND j.status = 'running'
-      RETURNING j.id`,
+      RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested`,
 
     /**
      * The fence: the last statement of a fenced transaction. It must touch
@@ -236,6 +274,74 @@ export function trackerSql(schema: string) {
         FROM released
       )
       SELECT scheduled_at FROM released`,
+
+    /**
+     * Cancels a job: a pending or retrying one at once; a running one is
+     * marked, and its worker (told through Redis, or at its next lease
+     * renewal, or the claim that takes it over) ends it. A final job is left
+     * as it is. Returns the status the job had.
+     */
+    cancel: `
+      WITH target AS (
+        SELECT id, status, job_type FROM ${s}.jobs WHERE id = $1
+        FOR NO KEY UPDATE
+      ), now AS (
+        SELECT clock_timestamp() AS t
+      ), at_once AS (
+        UPDATE ${s}.jobs j SET
+          status = 'cancelled',
+          completed_at = now.t,
+          cancel_requested_at = now.t,
+          cancelled_by = $2,
+          cancel_reason = $3,
+          updated_at = now.t
+        FROM target, now
+        WHERE j.id = target.id AND target.status IN ('pending', 'retrying')
+      ), requested AS (
+        UPDATE ${s}.jobs j SET
+          cancel_requested_at = now.t,
+          cancelled_by = $2,
+          cancel_reason = $3,
+          updated_at = now.t
+        FROM target, now
+        WHERE j.id = target.id AND target.status = 'running'
+          AND j.cancel_requested_at IS NULL
+      )
+      SELECT status AS previous_status, job_type FROM target`,
+
+    /** Ends a running attempt as cancelled; by token, like a failure. */
+    markCancelled: `
+      WITH now AS (
+        SELECT clock_timestamp() AS t
+      ), done AS (
+        UPDATE ${s}.jobs j SET
+          status = 'cancelled',
+          completed_at = now.t,
+          lease_token = NULL,
+          lease_expires_at = NULL,
+          updated_at = now.t
+        FROM now
+        WHERE j.id = $1 AND j.lease_token = $2 AND j.status = 'running'
+        RETURNING j.id, j.attempts, j.started_at, j.worker_id, now.t AS finished_at
+      )
+      INSERT INTO ${s}.job_attempts
+        (job_id, attempt, started_at, finished_at, outcome, error, worker_id)
+      SELECT id, attempts, started_at, finished_at, 'cancelled', $3, worker_id
+      FROM done
+      RETURNING job_id`,
+
+    /**
+     * The relay's batch: rows not yet handed to BullMQ, locked so that
+     * relays of other replicas skip them.
+     */
+    lockUndispatched: `
+      SELECT id, job_type, scheduled_at, trace_context FROM ${s}.jobs
+      WHERE dispatched_at IS NULL
+        AND status IN ('pending', 'retrying', 'running')
+        AND created_at <= now() - $2::int * interval '1 millisecond'
+      ORDER BY created_at
+      LIMIT $1
+      FOR UPDATE SKIP LOCKED`,
 
     getJob: `SELECT ${JOB_COLUMNS} FROM ${s}.jobs WHERE id = $1`,
 

@@ -1,0 +1,190 @@
+import pg from 'pg';
+import {
+  relayChannel,
+  rollbackQuietly,
+  type JobTracker,
+  type Logger,
+  type Pool,
+} from '@lana-jobs/core';
+import type { JobTransport, TransportJob } from './transport.js';
+
+/** How often the relay sweeps for rows nobody told it about. */
+export const RELAY_SWEEP_INTERVAL_MS_DEFAULT = 500;
+/**
+ * A row younger than this is left to the producer that recorded it (it adds
+ * its own jobs right after its commit); the sweep takes it after that.
+ */
+export const RELAY_GRACE_MS_DEFAULT = 1_000;
+/** Rows per relay transaction. */
+export const RELAY_BATCH_SIZE_DEFAULT = 500;
+/** Longest wait between tries to listen again after the connection broke. */
+const LISTEN_RETRY_MAX_MS = 5_000;
+
+export interface RelayOptions {
+  pool: Pool;
+  /** The relay listens on a connection of its own (not a pooled one). */
+  databaseUrl: string;
+  schema: string;
+  tracker: JobTracker;
+  transport: JobTransport;
+  logger: Logger;
+  /** Defaults to {@link RELAY_SWEEP_INTERVAL_MS_DEFAULT}. */
+  sweepIntervalMs?: number;
+  /** Defaults to {@link RELAY_GRACE_MS_DEFAULT}. */
+  graceMs?: number;
+  /** Defaults to {@link RELAY_BATCH_SIZE_DEFAULT}. */
+  batchSize?: number;
+}
+
+/**
+ * Moves recorded jobs that BullMQ does not have into BullMQ: those enqueued
+ * inside a caller's transaction (woken by their `NOTIFY` on commit), those
+ * whose producer could not reach Redis or died before adding them (found by
+ * the sweep), and those the reconciler handed back after Redis lost its
+ * data. Rows are taken with `FOR UPDATE SKIP LOCKED`, so replicas share the
+ * work; the BullMQ job id is the row id, so an add repeated is harmless.
+ */
+export class Relay {
+  readonly #o: Required<RelayOptions>;
+  #listener: pg.Client | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #draining: Promise<void> | undefined;
+  #again = false;
+  #closed = false;
+  #listenFailures = 0;
+
+  constructor(options: RelayOptions) {
+    this.#o = {
+      sweepIntervalMs: RELAY_SWEEP_INTERVAL_MS_DEFAULT,
+      graceMs: RELAY_GRACE_MS_DEFAULT,
+      batchSize: RELAY_BATCH_SIZE_DEFAULT,
+      ...options,
+    };
+  }
+
+  /** Starts listening and sweeping. */
+  start(): this {
+    void this.#listen();
+    this.#sweepTimer = setInterval(
+      () => void this.#drain(this.#o.graceMs),
+      this.#o.sweepIntervalMs,
+    );
+    return this;
+  }
+
+  /** Adds every undispatched row now, whatever its age. */
+  wake(): Promise<void> {
+    return this.#drain(0);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#sweepTimer);
+    clearTimeout(this.#retryTimer);
+    await this.#draining;
+    await this.#listener?.end().catch(() => undefined);
+  }
+
+  async #listen(): Promise<void> {
+    if (this.#closed) return;
+    const client = new pg.Client({
+      connectionString: this.#o.databaseUrl,
+      application_name: 'lana-jobs relay listener',
+    });
+    client.on('notification', () => void this.#drain(0));
+    client.on('error', (error) => this.#relisten(client, error));
+    client.on('end', () => this.#relisten(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${relayChannel(this.#o.schema)}"`);
+      this.#listener = client;
+      this.#listenFailures = 0;
+      // Catch up on what was committed while nobody listened.
+      void this.#drain(0);
+    } catch (error) {
+      this.#relisten(client, error);
+    }
+  }
+
+  #relisten(client: pg.Client, error?: unknown): void {
+    if (this.#closed || (this.#listener && client !== this.#listener)) return;
+    this.#listener = undefined;
+    client.removeAllListeners();
+    client.on('error', () => undefined);
+    void client.end().catch(() => undefined);
+    this.#listenFailures++;
+    const delay = Math.min(
+      LISTEN_RETRY_MAX_MS,
+      200 * 2 ** this.#listenFailures,
+    );
+    if (this.#listenFailures === 1) {
+      this.#o.logger.warn(
+        { err: error },
+        'relay lost its listening connection; listening again, sweeping meanwhile',
+      );
+    }
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => void this.#listen(), delay);
+  }
+
+  /** One drain at a time; a wake during a drain drains again after it. */
+  #drain(graceMs: number): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#draining) {
+      if (graceMs === 0) this.#again = true;
+      return this.#draining;
+    }
+    this.#draining = this.#drainAll(graceMs).finally(() => {
+      this.#draining = undefined;
+      if (this.#again) {
+        this.#again = false;
+        void this.#drain(0);
+      }
+    });
+    return this.#draining;
+  }
+
+  async #drainAll(graceMs: number): Promise<void> {
+    try {
+      while (
+        !this.#closed &&
+        (await this.#relayBatch(graceMs)) === this.#o.batchSize
+      );
+    } catch (error) {
+      this.#o.logger.warn(
+        { err: error },
+        'relay could not add jobs to BullMQ; will try again',
+      );
+    }
+  }
+
+  /** Adds one batch of rows; returns how many. */
+  async #relayBatch(graceMs: number): Promise<number> {
+    const client = await this.#o.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<TransportJob & { id: string }>(
+        this.#o.tracker.sql.lockUndispatched,
+        [this.#o.batchSize, graceMs],
+      );
+      if (rows.length > 0) {
+        await this.#o.transport.add(rows);
+        await client.query(this.#o.tracker.sql.markDispatched, [
+          rows.map((r) => r.id),
+        ]);
+        this.#o.logger.debug(
+          { count: rows.length },
+          'relay added jobs to BullMQ',
+        );
+      }
+      await client.query('COMMIT');
+      return rows.length;
+    } catch (error) {
+      await rollbackQuietly(client);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}
