@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, PermanentJobError } from '@lana-jobs/core';
+import { devCommand } from './dev.js';
 import { enqueueCommand } from './enqueue.js';
 import { migrateCommand } from './migrate.js';
 import { statusCommand } from './status.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     workerCommand(),
     enqueueCommand(),
     statusCommand(),
+    devCommand(),
   ]) {
     program.addCommand(command.exitOverride());
   }

@@ -1,0 +1,67 @@
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { EMBEDDED_PG_PORT_DEFAULT } from '../dev/embedded-postgres.js';
+import { EMBEDDED_REDIS_PORT_DEFAULT } from '../dev/redis-server.js';
+import { runDevStack } from '../dev/stack.js';
+import { cliContext } from './context.js';
+import { UsageError } from './usage-error.js';
+
+interface DevFlags {
+  dataDir: string;
+  pgPort: string;
+  redisPort: string;
+}
+
+export function devCommand(): Command {
+  const command = new Command('dev')
+    .description(
+      'run the whole stack locally until SIGINT or SIGTERM: an embedded Postgres and a redis-server child (unless DATABASE_URL / REDIS_URL are set), the migrations, two worker replicas and a few canary jobs',
+    )
+    .addOption(
+      new Option(
+        '--data-dir <dir>',
+        'where the embedded Postgres and Redis keep their data',
+      ).default('.data'),
+    )
+    .addOption(
+      new Option('--pg-port <port>', 'port of the embedded Postgres').default(
+        String(EMBEDDED_PG_PORT_DEFAULT),
+      ),
+    )
+    .addOption(
+      new Option(
+        '--redis-port <port>',
+        'port of the redis-server child',
+      ).default(String(EMBEDDED_REDIS_PORT_DEFAULT)),
+    )
+    .action(async (flags: DevFlags) => {
+      const pgPort = parsePort(flags.pgPort, '--pg-port', command);
+      const redisPort = parsePort(flags.redisPort, '--redis-port', command);
+      if (pgPort === redisPort) {
+        throw new UsageError(
+          `--pg-port and --redis-port must differ, both are ${pgPort}`,
+          command,
+        );
+      }
+      const { logger } = cliContext('dev');
+      await runDevStack({
+        dataDir: resolve(flags.dataDir),
+        pgPort,
+        redisPort,
+        env: process.env,
+        logger,
+      });
+    });
+  return command;
+}
+
+function parsePort(value: string, flag: string, command: Command): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port < 1 || port > 65_535) {
+    throw new UsageError(
+      `${flag} must be a port number (1 to 65535), got '${value}'`,
+      command,
+    );
+  }
+  return port;
+}
