@@ -50,6 +50,11 @@ export async function migrate(
     direction,
     count: direction === 'down' ? (options.count ?? 1) : Infinity,
     checkOrder: true,
+    // Replicas starting together: one migrates, the others wait and then
+    // find nothing to do. The lock is per schema, so that unrelated schemas
+    // (tests, tenants) never wait on each other.
+    advisoryLockMode: 'wait',
+    lockValue: schemaLockValue(options.schema),
     singleTransaction: true,
     logger: {
       debug: (msg: string) => log.debug(msg),
@@ -58,4 +63,13 @@ export async function migrate(
       error: (msg: string) => log.error(msg),
     },
   });
+}
+
+/** A 31-bit lock id for a schema's migrations. */
+function schemaLockValue(schema: string): number {
+  let hash = 7;
+  for (const char of `lana-jobs-migrate:${schema}`) {
+    hash = (hash * 31 + char.charCodeAt(0)) | 0;
+  }
+  return Math.abs(hash);
 }

