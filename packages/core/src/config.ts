@@ -15,6 +15,12 @@ export const WORKER_CONCURRENCY_DEFAULT = 10;
 export const JOB_LEASE_MS_DEFAULT = 30_000;
 export const SHUTDOWN_TIMEOUT_MS_DEFAULT = 30_000;
 export const LOG_LEVEL_DEFAULT = 'info';
+export const RETENTION_COMPLETED_DAYS_DEFAULT = 7;
+export const RETENTION_FAILED_DAYS_DEFAULT = 30;
+export const RETENTION_IDEMPOTENCY_DAYS_DEFAULT = 90;
+/** Interval of the built-in canary schedule (`0` or `off` disables it). */
+export const CANARY_EVERY_DEFAULT = '1m';
+export const MAINTENANCE_EVERY_DEFAULT = '1h';
 
 const LOG_LEVELS = [
   'fatal',
@@ -51,6 +57,33 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** `LOG_LEVEL`: pino level. */
   logLevel: string;
+  /**
+   * `RETENTION_COMPLETED_DAYS`: completed and cancelled jobs (with their
+   * attempts) are purged this many days after they finished. Defaults to 7.
+   */
+  retentionCompletedDays: number;
+  /**
+   * `RETENTION_FAILED_DAYS`: failed jobs (with their attempts) are purged
+   * this many days after they failed. Defaults to 30.
+   */
+  retentionFailedDays: number;
+  /**
+   * `RETENTION_IDEMPOTENCY_DAYS`: an idempotency key names its job this
+   * many days after it was first used, also after the job's row is purged
+   * (and always as long as that row exists). Defaults to 90.
+   */
+  retentionIdempotencyDays: number;
+  /**
+   * `CANARY_EVERY`: interval of the built-in canary schedule, in
+   * milliseconds (given as `500ms`, `30s`, `5m`, `1h`); null when the
+   * variable is `0` or `off`, which removes the schedule.
+   */
+  canaryEveryMs: number | null;
+  /**
+   * `MAINTENANCE_EVERY`: interval of the built-in retention job (`1h` by
+   * default; `0` or `off` disables it).
+   */
+  maintenanceEveryMs: number | null;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -94,6 +127,23 @@ export function loadConfig(env: Env = process.env): Config {
       0,
     ),
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVEL_DEFAULT, LOG_LEVELS),
+    retentionCompletedDays: read.positiveInt(
+      'RETENTION_COMPLETED_DAYS',
+      RETENTION_COMPLETED_DAYS_DEFAULT,
+    ),
+    retentionFailedDays: read.positiveInt(
+      'RETENTION_FAILED_DAYS',
+      RETENTION_FAILED_DAYS_DEFAULT,
+    ),
+    retentionIdempotencyDays: read.positiveInt(
+      'RETENTION_IDEMPOTENCY_DAYS',
+      RETENTION_IDEMPOTENCY_DAYS_DEFAULT,
+    ),
+    canaryEveryMs: read.every('CANARY_EVERY', CANARY_EVERY_DEFAULT),
+    maintenanceEveryMs: read.every(
+      'MAINTENANCE_EVERY',
+      MAINTENANCE_EVERY_DEFAULT,
+    ),
   };
 
   if (problems.length > 0) {
@@ -108,6 +158,27 @@ export function loadConfig(env: Env = process.env): Config {
 /** The name of the variable that overrides a type's concurrency. */
 export function concurrencyVariable(jobType: string): string {
   return `WORKER_CONCURRENCY_${jobType.toUpperCase().replaceAll('-', '_')}`;
+}
+
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+const DURATION_PATTERN = /^(\d+)\s*(ms|s|m|h|d)$/;
+
+/**
+ * Reads a duration such as `500ms`, `30s`, `5m`, `1h` or `1d` as
+ * milliseconds: a whole number and one unit. Returns null for anything
+ * else, including a bare number (the unit is never guessed).
+ */
+export function parseDurationMs(text: string): number | null {
+  const match = DURATION_PATTERN.exec(text.trim());
+  if (!match?.[1] || !match[2]) return null;
+  const ms = Number(match[1]) * DURATION_UNITS_MS[match[2]]!;
+  return Number.isSafeInteger(ms) ? ms : null;
 }
 
 class EnvReader {
@@ -169,6 +240,23 @@ class EnvReader {
       );
     }
     return value;
+  }
+
+  /**
+   * The interval of a schedule (`500ms`, `30s`, `5m`, `1h`), or null when
+   * it is `0` or `off`: that schedule is disabled.
+   */
+  every(name: string, fallback: string): number | null {
+    const value = this.raw(name) ?? fallback;
+    if (value === '0' || value.toLowerCase() === 'off') return null;
+    const ms = parseDurationMs(value);
+    if (ms === null) {
+      this.problems.push(
+        `${name} must be a duration such as 500ms, 30s, 5m or 1h, or 0 or off to disable, got '${value}'`,
+      );
+      return parseDurationMs(fallback);
+    }
+    return ms === 0 ? null : ms;
   }
 
   concurrencyByType(): Record<string, number> {

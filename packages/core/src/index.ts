@@ -5,6 +5,7 @@ export * from './job.js';
 export * from './job-type.js';
 export * from './logger.js';
 export * from './migrate.js';
+export * from './outbox.js';
 export * from './redis.js';
 export * from './retry-policy.js';
 export * from './tracker.js';

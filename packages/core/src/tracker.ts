@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { rollbackQuietly, type Pool, type Queryable } from './db.js';
-import { IdempotencyConflictError, LeaseLostError } from './errors.js';
+import {
+  IdempotencyConflictError,
+  LanaJobsError,
+  LeaseLostError,
+} from './errors.js';
 import type { AttemptRecord, JobRecord, JobStatus } from './job.js';
 import type { RetryPolicy } from './retry-policy.js';
 import { trackerSql, type TrackerSql } from './sql/tracker-sql.js';
@@ -109,9 +113,10 @@ export class JobTracker {
 
   /**
    * Records jobs in one statement, on `client` (a caller's transaction) or
-   * the pool. A job whose idempotency key is known returns the existing id
-   * with `created: false`; a known key with another payload throws
-   * {@link IdempotencyConflictError}.
+   * the pool. A job whose idempotency key is known returns the job it names
+   * with `created: false`, also when that job's row was purged; a known key
+   * with another payload throws {@link IdempotencyConflictError}. A known
+   * key never raises a unique violation, so a caller's transaction goes on.
    */
   async enqueue(
     jobs: readonly NewJob[],
@@ -119,51 +124,70 @@ export class JobTracker {
   ): Promise<EnqueuedJob[]> {
     const db = client ?? this.#pool;
     const ids = jobs.map((job) => job.id ?? randomUUID());
+    const results: (EnqueuedJob | undefined)[] = jobs.map(() => undefined);
+    // NOTE: a key the insert found known may expire (be purged) before it is
+    // read back; its job is then inserted again, as a new one.
+    for (let round = 1; ; round++) {
+      const todo = jobs.flatMap((_, i) => (results[i] ? [] : [i]));
+      if (todo.length === 0) return results as EnqueuedJob[];
+      if (round > ENQUEUE_ROUNDS) throw vanishedKeyError(jobs[todo[0]!]!);
+      await this.#insert(db, jobs, ids, todo, results);
+      const known = todo.filter((i) => !results[i]);
+      if (known.length > 0) {
+        await this.#resolveExisting(db, jobs, known, results);
+      }
+    }
+  }
+
+  /** Inserts the jobs at `indexes` whose key is new (or who have none). */
+  async #insert(
+    db: Queryable,
+    jobs: readonly NewJob[],
+    ids: readonly string[],
+    indexes: readonly number[],
+    results: (EnqueuedJob | undefined)[],
+  ): Promise<void> {
+    const batch = indexes.map((i) => jobs[i]!);
     const inserted = await db.query<{ id: string; scheduled_at: Date }>({
       name: `lj-${this.schema}-insert-jobs`,
       text: this.sql.insertJobs,
       values: [
-        ids,
-        jobs.map((j) => j.job_type),
-        jobs.map((j) => JSON.stringify(j.payload)),
-        jobs.map((j) => j.payload_version),
-        jobs.map((j) => j.max_attempts),
-        jobs.map((j) => j.scheduled_at ?? null),
-        jobs.map((j) => j.idempotency_key ?? null),
-        jobs.map((j) =>
+        indexes.map((i) => ids[i]!),
+        batch.map((j) => j.job_type),
+        batch.map((j) => JSON.stringify(j.payload)),
+        batch.map((j) => j.payload_version),
+        batch.map((j) => j.max_attempts),
+        batch.map((j) => j.scheduled_at ?? null),
+        batch.map((j) => j.idempotency_key ?? null),
+        batch.map((j) =>
           j.trace_context ? JSON.stringify(j.trace_context) : null,
         ),
-        jobs.map((j) => j.actor ?? null),
-        jobs.map((j) => j.entity_key ?? null),
+        batch.map((j) => j.actor ?? null),
+        batch.map((j) => j.entity_key ?? null),
       ],
     });
-
     const scheduled = new Map(inserted.rows.map((r) => [r.id, r.scheduled_at]));
-    const results = jobs.map((job, i): EnqueuedJob | undefined => {
+    for (const i of indexes) {
       const at = scheduled.get(ids[i]!);
-      if (!at) return undefined;
-      return {
+      if (!at) continue;
+      results[i] = {
         id: ids[i]!,
-        job_type: job.job_type,
+        job_type: jobs[i]!.job_type,
         scheduled_at: at,
         created: true,
-        trace_context: job.trace_context ?? null,
+        trace_context: jobs[i]!.trace_context ?? null,
       };
-    });
-    if (inserted.rows.length < jobs.length) {
-      await this.#resolveExisting(db, jobs, results);
     }
-    return results as EnqueuedJob[];
   }
 
+  /** Fills in the jobs that known keys name (those still known). */
   async #resolveExisting(
     db: Queryable,
     jobs: readonly NewJob[],
+    indexes: readonly number[],
     results: (EnqueuedJob | undefined)[],
   ): Promise<void> {
-    const missing = jobs
-      .map((job, i) => ({ job, i }))
-      .filter(({ i }) => !results[i]);
+    const missing = indexes.map((i) => ({ job: jobs[i]!, i }));
     const found = await db.query<{
       ord: string;
       id: string;
@@ -446,6 +470,18 @@ export class JobTracker {
     );
     return result.rows;
   }
+}
+
+/**
+ * How often {@link JobTracker.enqueue} inserts a job again whose known key
+ * expired before it was read back; more means keys expire continuously.
+ */
+const ENQUEUE_ROUNDS = 3;
+
+function vanishedKeyError(job: NewJob): LanaJobsError {
+  return new LanaJobsError(
+    `idempotency key '${job.idempotency_key}' of '${job.job_type}' kept expiring while it was enqueued; enqueue it again`,
+  );
 }
 
 interface ClaimRow {

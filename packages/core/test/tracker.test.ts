@@ -4,6 +4,7 @@ import { IdempotencyConflictError, LeaseLostError } from '../src/errors.js';
 import { createTestEnv, type TestEnv } from '../src/testing.js';
 import { JobTracker, type NewJob } from '../src/tracker.js';
 import { RETRY_POLICY_DEFAULT } from '../src/retry-policy.js';
+import { migrate } from '../src/migrate.js';
 
 let env: TestEnv;
 let tracker: JobTracker;
@@ -241,5 +242,108 @@ describe('JobTracker', () => {
         outcome: 'aborted',
       });
     });
+  });
+});
+
+describe('JobTracker idempotency keys', () => {
+  const countJobs = async () =>
+    (await env.pool.query(`SELECT count(*)::int AS n FROM ${env.schema}.jobs`))
+      .rows[0].n as number;
+
+  it('should return the original job after its row was purged, and still refuse another payload', async () => {
+    const [first] = await tracker.enqueue([job({ idempotency_key: 'p1' })]);
+    await env.pool.query(`DELETE FROM ${env.schema}.jobs WHERE id = $1`, [
+      first!.id,
+    ]);
+    const [again] = await tracker.enqueue([job({ idempotency_key: 'p1' })]);
+    expect(again).toMatchObject({
+      id: first!.id,
+      created: false,
+      scheduled_at: first!.scheduled_at,
+    });
+    expect(await countJobs()).toBe(0);
+    await expect(
+      tracker.enqueue([
+        job({ idempotency_key: 'p1', payload: { label: 'other' } }),
+      ]),
+    ).rejects.toThrow(/'p1'/);
+  });
+
+  it('should give a key named twice in one batch to its first job', async () => {
+    const results = await tracker.enqueue([
+      job({ idempotency_key: 'twice' }),
+      job(),
+      job({ idempotency_key: 'twice' }),
+    ]);
+    expect(results.map((r) => r.created)).toEqual([true, true, false]);
+    expect(results[2]!.id).toBe(results[0]!.id);
+    expect(await countJobs()).toBe(2);
+  });
+
+  it("should make one job of concurrent enqueues in transactions, without aborting the later one's", async () => {
+    const a = await env.pool.connect();
+    const b = await env.pool.connect();
+    try {
+      await a.query('BEGIN');
+      await b.query('BEGIN');
+      const [first] = await tracker.enqueue([job({ idempotency_key: 'c' })], a);
+      // b waits on a's uncommitted key, then finds it.
+      const second = tracker.enqueue([job({ idempotency_key: 'c' })], b);
+      await new Promise((r) => setTimeout(r, 100));
+      await a.query('COMMIT');
+      expect((await second)[0]).toMatchObject({
+        id: first!.id,
+        created: false,
+      });
+      expect((await b.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+      await b.query('COMMIT');
+    } finally {
+      a.release();
+      b.release();
+    }
+    expect(await countJobs()).toBe(1);
+  });
+
+  it('should let a key whose first enqueue rolled back make a job', async () => {
+    const a = await env.pool.connect();
+    try {
+      await a.query('BEGIN');
+      const [lost] = await tracker.enqueue([job({ idempotency_key: 'rb' })], a);
+      const pending = tracker.enqueue([job({ idempotency_key: 'rb' })]);
+      await new Promise((r) => setTimeout(r, 100));
+      await a.query('ROLLBACK');
+      const [made] = await pending;
+      expect(made).toMatchObject({ created: true });
+      expect(made!.id).not.toBe(lost!.id);
+    } finally {
+      a.release();
+    }
+    expect(await countJobs()).toBe(1);
+  });
+
+  it('should backfill the keys of existing jobs when migrating', async () => {
+    const opts = {
+      databaseUrl: env.config.databaseUrl,
+      schema: env.schema,
+      logger: env.logger,
+    };
+    const [before] = await tracker.enqueue([job({ idempotency_key: 'old' })]);
+    await migrate({ ...opts, direction: 'down', count: 1 });
+    // A job recorded by the previous version, which knew no key table.
+    const legacy = randomUUID();
+    await env.pool.query(
+      `INSERT INTO ${env.schema}.jobs (id, job_type, payload, max_attempts, idempotency_key)
+       VALUES ($1, 'canary', '{"label": "x"}', 6, 'legacy')`,
+      [legacy],
+    );
+    await migrate(opts);
+    const again = await tracker.enqueue([
+      job({ idempotency_key: 'old' }),
+      job({ idempotency_key: 'legacy' }),
+    ]);
+    expect(again.map((r) => [r.id, r.created])).toEqual([
+      [before!.id, false],
+      [legacy, false],
+    ]);
   });
 });

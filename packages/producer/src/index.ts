@@ -24,3 +24,24 @@ export {
   RELAY_SWEEP_INTERVAL_MS_DEFAULT,
   type RelayOptions,
 } from './relay.js';
+export {
+  ScheduleStore,
+  ScheduleInvalidError,
+  SCHEDULE_TICK_QUEUE,
+  SCHEDULE_TZ_DEFAULT,
+  TICK_ATTEMPTS_DEFAULT,
+  TICKS_KEPT_DEFAULT,
+  scheduleActor,
+  scheduleIdempotencyKey,
+  type ScheduledJob,
+  type ScheduleRecord,
+  type ScheduleStoreOptions,
+  type ScheduleSyncResult,
+  type ScheduleTickData,
+  type ScheduleTiming,
+} from './schedules.js';
+export {
+  scheduleSql,
+  scheduleLockName,
+  type ScheduleSql,
+} from './schedule-sql.js';

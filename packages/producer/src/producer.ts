@@ -26,6 +26,12 @@ import {
   type Queryable,
   type Redis,
 } from '@lana-jobs/core';
+import {
+  ScheduleStore,
+  type ScheduledJob,
+  type ScheduleRecord,
+  type ScheduleTiming,
+} from './schedules.js';
 import { JobTransport } from './transport.js';
 
 /** Options of one enqueued job. */
@@ -113,6 +119,7 @@ export class Producer<T extends JobType = JobType> {
   readonly #logger: Logger;
   /** Jobs recorded inside a {@link transaction}, added after its commit. */
   readonly #inTransaction = new WeakMap<Queryable, EnqueuedJob[]>();
+  readonly #schedules: ScheduleStore<T>;
   #closed = false;
 
   constructor(options: ProducerOptions<T>) {
@@ -149,6 +156,40 @@ export class Producer<T extends JobType = JobType> {
       prefix: config.queuePrefix,
       logger: this.#logger,
     });
+    this.#schedules = new ScheduleStore({
+      pool: this.#pool,
+      schema: config.databaseSchema,
+      jobTypes: this.registry,
+      redis: this.#redis,
+      prefix: config.queuePrefix,
+      logger: this.#logger,
+    });
+  }
+
+  /**
+   * Defines (or replaces) a schedule: every `everyMs`, or on a `cron`
+   * pattern in `tz`. Each tick records a real job keyed
+   * `schedule:<name>:<due time>`, or is skipped while the previous job of
+   * the schedule is still pending or running. Last writer wins; any number
+   * of replicas keep one schedule. Throws `ScheduleInvalidError` naming
+   * what was wrong, writing nothing.
+   *
+   * @example
+   * await producer.upsertSchedule('nightly-canary', { cron: '0 2 * * *', tz: 'Europe/Madrid' },
+   *   { type: 'canary', payload: { label: 'nightly' } });
+   */
+  upsertSchedule(
+    name: string,
+    timing: ScheduleTiming,
+    job: ScheduledJob<T>,
+    options: { actor?: string } = {},
+  ): Promise<ScheduleRecord> {
+    return this.#schedules.upsertSchedule(name, timing, job, options);
+  }
+
+  /** Removes a schedule from Postgres and BullMQ; false when there was none. */
+  removeSchedule(name: string): Promise<boolean> {
+    return this.#schedules.removeSchedule(name);
   }
 
   /**
@@ -263,6 +304,7 @@ export class Producer<T extends JobType = JobType> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#schedules.close();
     await this.#transport.close();
     this.#redis.disconnect();
     if (this.#ownsPool) await this.#pool.end();

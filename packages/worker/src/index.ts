@@ -17,3 +17,20 @@ export {
   canaryType,
 } from './jobs/index.js';
 export { WORKER_MIGRATIONS_DIR, migrateAll } from './migrations.js';
+export {
+  ScheduleTicks,
+  startScheduleTicks,
+  tickDueAt,
+  TICK_CONCURRENCY_DEFAULT,
+  TICK_CLOSE_TIMEOUT_MS_DEFAULT,
+  type ScheduleTicksOptions,
+  type TickJob,
+  type TickOutcome,
+} from './scheduler.js';
+export {
+  applyBuiltinSchedules,
+  builtinSchedules,
+  BUILTIN_SCHEDULE_ACTOR,
+  CANARY_SCHEDULE,
+  type BuiltinSchedule,
+} from './builtin-schedules.js';

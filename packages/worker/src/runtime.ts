@@ -17,7 +17,15 @@ import {
   type Pool,
   type Redis,
 } from '@lana-jobs/core';
-import { JobTransport, Relay } from '@lana-jobs/producer';
+import {
+  createProducer,
+  JobTransport,
+  Relay,
+  ScheduleStore,
+  type Producer,
+} from '@lana-jobs/producer';
+import { applyBuiltinSchedules } from './builtin-schedules.js';
+import { ScheduleTicks } from './scheduler.js';
 import { ClaimBatcher } from './claimer.js';
 import { Reconciler } from './reconciler.js';
 import { CompletionBatcher } from './completion-batcher.js';
@@ -31,6 +39,8 @@ import { LeaseKeeper } from './lease-keeper.js';
  * reach.
  */
 const MAX_STALLED_COUNT = 1_000_000;
+/** Wait before writing the schedules again when Redis was away. */
+const SCHEDULE_RETRY_MS = 3_000;
 /** Connections of the pool for claims and lease renewals. */
 const CONTROL_POOL_SIZE = 3;
 /** A claim waits this long for a row lock at most, then hands back. */
@@ -58,6 +68,11 @@ export interface WorkerRuntimeOptions {
   /** Tuning of the relay's sweep. */
   relaySweepIntervalMs?: number;
   relayGraceMs?: number;
+  /**
+   * Run the tick queue of the schedules and write the built-in schedules
+   * at start. Defaults to true.
+   */
+  schedules?: boolean;
 }
 
 /**
@@ -82,6 +97,10 @@ export class WorkerRuntime {
   readonly #transport: JobTransport;
   readonly #relay: Relay | undefined;
   readonly #reconciler: Reconciler | undefined;
+  readonly #producer: Producer;
+  readonly #schedules: ScheduleStore;
+  readonly #ticks: ScheduleTicks | undefined;
+  #scheduleRetry: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: WorkerRuntimeOptions) {
@@ -187,6 +206,31 @@ export class WorkerRuntime {
             graceMs: options.relayGraceMs,
           });
     this.#relay = relay;
+    this.#producer = createProducer({
+      jobTypes: registry,
+      config: this.config,
+      pool: this.#pool,
+      logger: this.logger,
+    });
+    this.#schedules = new ScheduleStore({
+      pool: this.#pool,
+      schema: this.config.databaseSchema,
+      jobTypes: registry,
+      redis: this.#transportRedis,
+      prefix: this.config.queuePrefix,
+      logger: this.logger,
+    });
+    this.#ticks =
+      options.schedules === false
+        ? undefined
+        : new ScheduleTicks({
+            producer: this.#producer,
+            schema: this.config.databaseSchema,
+            redisUrl: this.config.redisUrl,
+            prefix: this.config.queuePrefix,
+            logger: this.logger,
+            workerId: this.workerId,
+          });
     this.#reconciler =
       options.reconciler === false || !relay
         ? undefined
@@ -201,6 +245,7 @@ export class WorkerRuntime {
             logger: this.logger,
             intervalMs: options.reconcileIntervalMs,
             fullPassIntervalMs: options.fullPassIntervalMs,
+            onRedisReset: () => this.#syncSchedules(),
           });
   }
 
@@ -222,6 +267,10 @@ export class WorkerRuntime {
     this.#listenForCancels();
     this.#relay?.start();
     this.#reconciler?.start();
+    if (this.#ticks) {
+      this.#ticks.start();
+      void this.#writeSchedules();
+    }
     this.logger.info({ queues: [...this.#modules.keys()] }, 'worker started');
     return this;
   }
@@ -238,6 +287,7 @@ export class WorkerRuntime {
   /** Resolves when every BullMQ worker is connected and waiting for jobs. */
   async waitUntilReady(): Promise<void> {
     await Promise.all(this.#workers.map((w) => w.waitUntilReady()));
+    await this.#ticks?.waitUntilReady();
   }
 
   /**
@@ -277,6 +327,10 @@ export class WorkerRuntime {
     } finally {
       clearTimeout(deadline);
     }
+    clearTimeout(this.#scheduleRetry);
+    await this.#ticks?.close();
+    await this.#schedules.close();
+    await this.#producer.close();
     await this.#reconciler?.close();
     await this.#relay?.close();
     await this.#transport.close();
@@ -285,6 +339,33 @@ export class WorkerRuntime {
     this.#redis.disconnect();
     await Promise.all([this.#pool.end(), this.#control.end()]);
     this.logger.info('worker stopped');
+  }
+
+  /**
+   * Writes the built-in schedules (last writer wins) and upserts every
+   * schedule into BullMQ; while Redis is away, tries again every few
+   * seconds.
+   */
+  async #writeSchedules(): Promise<void> {
+    try {
+      await applyBuiltinSchedules(this.config, this.#schedules);
+      await this.#syncSchedules();
+    } catch (error) {
+      this.logger.warn(
+        { err: error },
+        'could not write the schedules yet; trying again',
+      );
+      this.#scheduleRetry = setTimeout(
+        () => void this.#writeSchedules(),
+        SCHEDULE_RETRY_MS,
+      );
+    }
+  }
+
+  async #syncSchedules(): Promise<void> {
+    if (!this.#ticks) return;
+    const { upserted, removed } = await this.#schedules.syncSchedules();
+    this.logger.debug({ upserted, removed }, 'schedules upserted into BullMQ');
   }
 
   /** Cancels of running jobs are broadcast; the replica running one aborts it. */

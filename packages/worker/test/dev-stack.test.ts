@@ -180,7 +180,7 @@ async function jobStatuses(): Promise<Map<string, string>> {
   await client.connect();
   try {
     const { rows } = await client.query<{ id: string; status: string }>(
-      'SELECT id, status FROM lana_jobs.jobs',
+      "SELECT id, status FROM lana_jobs.jobs WHERE actor = 'lana-jobs dev'",
     );
     return new Map(rows.map((r) => [r.id, r.status]));
   } finally {

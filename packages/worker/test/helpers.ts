@@ -25,9 +25,11 @@ export interface Harness {
 export async function createHarness(
   env: Record<string, string> = {},
 ): Promise<Harness> {
+  // The built-in schedules fire once as they are created: off by default,
+  // so that tests count only the jobs they make.
   const testEnv = await createTestEnv({
     migrationDirs: [WORKER_MIGRATIONS_DIR],
-    env,
+    env: { CANARY_EVERY: 'off', MAINTENANCE_EVERY: 'off', ...env },
   });
   const closers: (() => Promise<void>)[] = [];
 

@@ -16,29 +16,62 @@ const JOB_COLUMNS = `id, job_type, payload, payload_version, status, attempts,
 export function trackerSql(schema: string) {
   const s = quoteIdent(schema);
   return {
-    /** Many rows in one statement; a known idempotency key inserts nothing. */
+    /**
+     * Many jobs in one statement. The idempotency keys come first: a key is
+     * recorded in `idempotency_keys` (the authority, which outlives the job
+     * rows) with ON CONFLICT DO NOTHING, and a job with a key is inserted
+     * only if its key was. A known key inserts nothing and raises nothing,
+     * so a caller's transaction goes on; a concurrent insert of the same key
+     * waits for the other transaction and then does nothing (or inserts, if
+     * that one rolled back). Keys are inserted in key order, so that two
+     * batches with the same keys cannot deadlock, and a key given twice in
+     * one batch goes to its first job.
+     */
     insertJobs: `
+      WITH input AS (
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[],
+          $5::int[], $6::timestamptz[], $7::text[], $8::jsonb[], $9::text[],
+          $10::text[]) WITH ORDINALITY
+          AS t(id, job_type, payload, payload_version, max_attempts,
+            scheduled_at, idempotency_key, trace_context, actor, entity_key,
+            ord)
+      ), keyed AS (
+        INSERT INTO ${s}.idempotency_keys
+          (job_type, idempotency_key, job_id, payload_digest, scheduled_at)
+        SELECT job_type, idempotency_key, id,
+          sha256(convert_to(payload::text, 'UTF8')),
+          COALESCE(scheduled_at, now())
+        FROM input
+        WHERE idempotency_key IS NOT NULL
+        ORDER BY job_type, idempotency_key, ord
+        ON CONFLICT (job_type, idempotency_key) DO NOTHING
+        RETURNING job_id
+      )
       INSERT INTO ${s}.jobs (id, job_type, payload, payload_version,
         max_attempts, scheduled_at, idempotency_key, trace_context, actor,
         entity_key)
       SELECT id, job_type, payload, payload_version, max_attempts,
         COALESCE(scheduled_at, now()), idempotency_key, trace_context, actor,
         entity_key
-      FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[],
-        $6::timestamptz[], $7::text[], $8::jsonb[], $9::text[], $10::text[])
-        AS t(id, job_type, payload, payload_version, max_attempts,
-          scheduled_at, idempotency_key, trace_context, actor, entity_key)
-      ON CONFLICT (job_type, idempotency_key)
-        WHERE idempotency_key IS NOT NULL DO NOTHING
+      FROM input
+      WHERE idempotency_key IS NULL OR id IN (SELECT job_id FROM keyed)
       RETURNING id, scheduled_at`,
 
-    /** The jobs an idempotency key already names, with whether the payload matches. */
+    /**
+     * The jobs known idempotency keys name, with whether the payload
+     * matches; the job's row may have been purged since (then its first
+     * `scheduled_at` is returned).
+     */
     findByIdempotencyKeys: `
-      SELECT t.ord, j.id, j.scheduled_at, j.payload = t.payload AS same_payload
+      SELECT t.ord, k.job_id AS id,
+        COALESCE(j.scheduled_at, k.scheduled_at) AS scheduled_at,
+        k.payload_digest = sha256(convert_to(t.payload::text, 'UTF8'))
+          AS same_payload
       FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY
         AS t(job_type, idempotency_key, payload, ord)
-      JOIN ${s}.jobs j ON j.job_type = t.job_type
-        AND j.idempotency_key = t.idempotency_key`,
+      JOIN ${s}.idempotency_keys k ON k.job_type = t.job_type
+        AND k.idempotency_key = t.idempotency_key
+      LEFT JOIN ${s}.jobs j ON j.id = k.job_id`,
 
     markDispatched: `
       UPDATE ${s}.jobs SET dispatched_at = clock_timestamp()
