@@ -18,6 +18,7 @@ export const LOG_LEVEL_DEFAULT = 'info';
 export const RETENTION_COMPLETED_DAYS_DEFAULT = 7;
 export const RETENTION_FAILED_DAYS_DEFAULT = 30;
 export const RETENTION_IDEMPOTENCY_DAYS_DEFAULT = 90;
+export const RETENTION_OUTBOX_DAYS_DEFAULT = 7;
 /** Interval of the built-in canary schedule (`0` or `off` disables it). */
 export const CANARY_EVERY_DEFAULT = '1m';
 export const MAINTENANCE_EVERY_DEFAULT = '1h';
@@ -73,6 +74,11 @@ export interface Config {
    * (and always as long as that row exists). Defaults to 90.
    */
   retentionIdempotencyDays: number;
+  /**
+   * `RETENTION_OUTBOX_DAYS`: outbox events every consumer has passed are
+   * purged this many days after they were written. Defaults to 7.
+   */
+  retentionOutboxDays: number;
   /**
    * `CANARY_EVERY`: interval of the built-in canary schedule, in
    * milliseconds (given as `500ms`, `30s`, `5m`, `1h`); null when the
@@ -138,6 +144,10 @@ export function loadConfig(env: Env = process.env): Config {
     retentionIdempotencyDays: read.positiveInt(
       'RETENTION_IDEMPOTENCY_DAYS',
       RETENTION_IDEMPOTENCY_DAYS_DEFAULT,
+    ),
+    retentionOutboxDays: read.positiveInt(
+      'RETENTION_OUTBOX_DAYS',
+      RETENTION_OUTBOX_DAYS_DEFAULT,
     ),
     canaryEveryMs: read.every('CANARY_EVERY', CANARY_EVERY_DEFAULT),
     maintenanceEveryMs: read.every(

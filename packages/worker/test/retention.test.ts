@@ -116,8 +116,9 @@ describe('maintenance: finished jobs', () => {
 
     const purged = [...oldCompleted, cancelled, oldFailed];
     expect(result).toMatchObject({ jobs: 6, jobAttempts: 5 });
-    // Jobs: 4 then 2 (fewer than the batch: done); keys: one empty batch.
-    expect(result.batches).toBe(3);
+    // Jobs: 4 then 2 (fewer than the batch: done); keys and outbox events:
+    // one empty batch each.
+    expect(result.batches).toBe(4);
     expect(await existing(purged)).toEqual([]);
     for (const id of purged) expect(await attemptsOf(h, id)).toEqual([]);
     const kept = [recentCompleted, youngerFailed, pending];
@@ -221,13 +222,19 @@ describe('retention configuration', () => {
       completedMs: 7 * DAY_MS,
       failedMs: 30 * DAY_MS,
       idempotencyMs: 90 * DAY_MS,
+      outboxMs: 7 * DAY_MS,
     });
     expect(
       retentionAges(
         { failedOlderThanMs: 5, idempotencyOlderThanMs: 0 },
         loadConfig({ RETENTION_COMPLETED_DAYS: '2' }),
       ),
-    ).toEqual({ completedMs: 2 * DAY_MS, failedMs: 5, idempotencyMs: 0 });
+    ).toEqual({
+      completedMs: 2 * DAY_MS,
+      failedMs: 5,
+      idempotencyMs: 0,
+      outboxMs: 7 * DAY_MS,
+    });
   });
 
   it('should name a bad retention variable', () => {
@@ -237,5 +244,33 @@ describe('retention configuration', () => {
     expect(() => loadConfig({ RETENTION_IDEMPOTENCY_DAYS: '0' })).toThrow(
       /RETENTION_IDEMPOTENCY_DAYS must be an integer ≥ 1, got '0'/,
     );
+  });
+});
+
+describe('maintenance: outbox events', () => {
+  it('should purge old events every consumer passed, and keep the rest', async () => {
+    const { publish } = await import('@lana-jobs/core');
+    const schema = h.env.schema;
+    for (let i = 0; i < 5; i++) {
+      await publish(h.env.pool, { name: `E${i}`, payload: {} }, { schema });
+    }
+    // No consumer yet: nothing counts as delivered.
+    expect((await runMaintenance({ outboxOlderThanMs: 0 })).outboxEvents).toBe(
+      0,
+    );
+
+    await h.env.pool.query(
+      `INSERT INTO ${schema}.outbox_cursors (name, last_sequence) VALUES ('fast', 5), ('slow', 3)`,
+    );
+    expect(
+      (await runMaintenance({ outboxOlderThanMs: 60_000 })).outboxEvents,
+    ).toBe(0);
+    expect((await runMaintenance({ outboxOlderThanMs: 0 })).outboxEvents).toBe(
+      3,
+    );
+    const { rows } = await h.env.pool.query(
+      `SELECT name FROM ${schema}.outbox_events ORDER BY sequence`,
+    );
+    expect(rows.map((r) => r.name)).toEqual(['E3', 'E4']);
   });
 });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { defineJob, type JobContext } from '../../job-module.js';
 import {
   CURSOR_START,
+  PURGE_DELIVERED_EVENTS,
   PURGE_EXPIRED_IDEMPOTENCY_KEYS,
   PURGE_FINISHED_JOBS,
 } from './maintenance-sql.js';
@@ -30,6 +31,8 @@ export const maintenanceType = defineJobType({
     failedOlderThanMs: z.number().int().min(0).optional(),
     /** Idempotency keys first used longer ago than this. */
     idempotencyOlderThanMs: z.number().int().min(0).optional(),
+    /** Outbox events every consumer passed, written longer ago than this. */
+    outboxOlderThanMs: z.number().int().min(0).optional(),
     /** Rows per transaction. Defaults to 1000. */
     batchSize: z
       .number()
@@ -47,6 +50,7 @@ export interface RetentionAges {
   completedMs: number;
   failedMs: number;
   idempotencyMs: number;
+  outboxMs: number;
 }
 
 /** What a run purged: the job's result. */
@@ -54,6 +58,7 @@ export interface PurgeResult {
   jobs: number;
   jobAttempts: number;
   idempotencyKeys: number;
+  outboxEvents: number;
   /** Transactions committed. */
   batches: number;
   olderThanMs: RetentionAges;
@@ -80,11 +85,13 @@ export const maintenance = defineJob(maintenanceType, async (payload, ctx) => {
     PURGE_EXPIRED_IDEMPOTENCY_KEYS,
     (after) => [ages.idempotencyMs, limit, after.createdAt, after.id],
   );
+  const events = await purgeDeliveredEvents(ctx, limit, ages.outboxMs);
   const result: PurgeResult = {
     jobs: jobs.rows,
     jobAttempts: jobs.attempts,
     idempotencyKeys: keys.rows,
-    batches: jobs.batches + keys.batches,
+    outboxEvents: events.rows,
+    batches: jobs.batches + keys.batches + events.batches,
     olderThanMs: ages,
   };
   ctx.logger.info(result, 'retention purge done');
@@ -97,6 +104,7 @@ export function retentionAges(
     completedOlderThanMs?: number;
     failedOlderThanMs?: number;
     idempotencyOlderThanMs?: number;
+    outboxOlderThanMs?: number;
   },
   config: Config,
 ): RetentionAges {
@@ -107,7 +115,30 @@ export function retentionAges(
     idempotencyMs:
       payload.idempotencyOlderThanMs ??
       config.retentionIdempotencyDays * DAY_MS,
+    outboxMs: payload.outboxOlderThanMs ?? config.retentionOutboxDays * DAY_MS,
   };
+}
+
+/** Delivered outbox events, one batch per fenced transaction. */
+async function purgeDeliveredEvents(
+  ctx: JobContext,
+  limit: number,
+  olderThanMs: number,
+): Promise<{ rows: number; batches: number }> {
+  const total = { rows: 0, batches: 0 };
+  for (;;) {
+    ctx.signal.throwIfAborted();
+    const rows = await ctx.fencedTx(async (tx) => {
+      const result = await tx.query<{ rows: number }>(PURGE_DELIVERED_EVENTS, [
+        olderThanMs,
+        limit,
+      ]);
+      return result.rows[0]!.rows;
+    });
+    total.rows += rows;
+    total.batches++;
+    if (rows < limit) return total;
+  }
 }
 
 interface Cursor {

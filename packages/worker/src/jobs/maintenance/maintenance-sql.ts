@@ -7,11 +7,8 @@
  * last row's `created_at` as text, exact to the microsecond, and its id) from
  * which the next batch goes on, so that each row is looked at once per run.
  *
- * NOTE: only finished jobs, their attempts and expired idempotency keys are
- * purged; nothing else. Delivered outbox events are not purged here yet:
- * which events every consumer has passed, and how a purge meets the
- * outbox's rules on holes in its sequence, belong to the outbox, which
- * brings its own statement.
+ * NOTE: only finished jobs, their attempts, expired idempotency keys and
+ * outbox events every consumer has passed are purged; nothing else.
  */
 
 /** Where a purge starts: before every row. */
@@ -97,3 +94,24 @@ export const PURGE_EXPIRED_IDEMPOTENCY_KEYS = `
   SELECT (SELECT count(*) FROM purged)::int AS rows,
     (SELECT created_at FROM last) AS after_created_at,
     (SELECT id FROM last) AS after_id`;
+
+/**
+ * One batch of outbox events older than $1 ms that every consumer has
+ * passed (at or below the lowest cursor), at most $2. With no consumer
+ * registered, nothing counts as delivered and nothing is purged. A consumer
+ * name first started after a purge begins at the oldest event kept.
+ */
+export const PURGE_DELIVERED_EVENTS = `
+  WITH doomed AS (
+    SELECT e.sequence FROM outbox_events e
+    WHERE e.sequence <= (SELECT min(last_sequence) FROM outbox_cursors)
+      AND e.created_at < now() - $1::float8 * interval '1 millisecond'
+    ORDER BY e.sequence
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+  ), gone AS (
+    DELETE FROM outbox_events e USING doomed
+    WHERE e.sequence = doomed.sequence
+    RETURNING 1
+  )
+  SELECT count(*)::int AS rows FROM gone`;
