@@ -22,6 +22,16 @@ export const RETENTION_OUTBOX_DAYS_DEFAULT = 7;
 /** Interval of the built-in canary schedule (`0` or `off` disables it). */
 export const CANARY_EVERY_DEFAULT = '1m';
 export const MAINTENANCE_EVERY_DEFAULT = '1h';
+export const CUSTOMER_SYNC_EVERY_DEFAULT = '5m';
+export const BANK_TIMEZONE_DEFAULT = 'UTC';
+export const SUMSUB_BASE_URL_DEFAULT = 'https://api.sumsub.com';
+/** Below Sumsub's default limit of 300 GET requests per 5 seconds. */
+export const SUMSUB_GET_LIMIT_PER_5S_DEFAULT = 250;
+export const SMTP_URL_DEFAULT = 'smtp://127.0.0.1:2525';
+export const MAIL_FROM_DEFAULT = 'lana-jobs <no-reply@localhost>';
+export const PAYMENT_REMINDER_DAYS_DEFAULT = 3;
+export const PORT_DEFAULT = 3000;
+export const METRICS_PORT_DEFAULT = 9464;
 
 const LOG_LEVELS = [
   'fatal',
@@ -90,6 +100,31 @@ export interface Config {
    * default; `0` or `off` disables it).
    */
   maintenanceEveryMs: number | null;
+  /**
+   * `CUSTOMER_SYNC_EVERY`: interval of the Sumsub KYC sync schedule
+   * (`5m` by default; `0` or `off` disables it).
+   */
+  customerSyncEveryMs: number | null;
+  /** `BANK_TIMEZONE`: the IANA zone whose midnight closes a banking day. */
+  bankTimezone: string;
+  /** `SUMSUB_BASE_URL`: Sumsub's API, or the emulator in tests and dev. */
+  sumsubBaseUrl: string;
+  /** `SUMSUB_APP_TOKEN`: unset until the customer sync needs it. Secret. */
+  sumsubAppToken: string | undefined;
+  /** `SUMSUB_SECRET_KEY`: signs every Sumsub request. Secret. */
+  sumsubSecretKey: string | undefined;
+  /** `SUMSUB_GET_LIMIT_PER_5S`: GET requests per 5 s across all replicas. */
+  sumsubGetLimitPer5s: number;
+  /** `SMTP_URL`: the mail server (`smtps://user:pass@host` for TLS). */
+  smtpUrl: string;
+  /** `MAIL_FROM`: the sender of notifications. */
+  mailFrom: string;
+  /** `PAYMENT_REMINDER_DAYS`: days before a payment is due to remind. */
+  paymentReminderDays: number;
+  /** `PORT`: the board's HTTP port. */
+  port: number;
+  /** `METRICS_PORT`: a worker's own `/metrics` port; 0 for none. */
+  metricsPort: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -150,6 +185,34 @@ export function loadConfig(env: Env = process.env): Config {
       RETENTION_OUTBOX_DAYS_DEFAULT,
     ),
     canaryEveryMs: read.every('CANARY_EVERY', CANARY_EVERY_DEFAULT),
+    customerSyncEveryMs: read.every(
+      'CUSTOMER_SYNC_EVERY',
+      CUSTOMER_SYNC_EVERY_DEFAULT,
+    ),
+    bankTimezone: read.timezone('BANK_TIMEZONE', BANK_TIMEZONE_DEFAULT),
+    sumsubBaseUrl: read.url('SUMSUB_BASE_URL', SUMSUB_BASE_URL_DEFAULT, [
+      'https:',
+      'http:',
+    ]),
+    sumsubAppToken: read.secret('SUMSUB_APP_TOKEN'),
+    sumsubSecretKey: read.secret('SUMSUB_SECRET_KEY'),
+    sumsubGetLimitPer5s: read.positiveInt(
+      'SUMSUB_GET_LIMIT_PER_5S',
+      SUMSUB_GET_LIMIT_PER_5S_DEFAULT,
+    ),
+    smtpUrl: read.url('SMTP_URL', SMTP_URL_DEFAULT, ['smtp:', 'smtps:']),
+    mailFrom: read.pattern(
+      'MAIL_FROM',
+      MAIL_FROM_DEFAULT,
+      /@/,
+      'a sender address',
+    ),
+    paymentReminderDays: read.positiveInt(
+      'PAYMENT_REMINDER_DAYS',
+      PAYMENT_REMINDER_DAYS_DEFAULT,
+    ),
+    port: read.positiveInt('PORT', PORT_DEFAULT),
+    metricsPort: read.positiveInt('METRICS_PORT', METRICS_PORT_DEFAULT, 0),
     maintenanceEveryMs: read.every(
       'MAINTENANCE_EVERY',
       MAINTENANCE_EVERY_DEFAULT,
@@ -256,6 +319,23 @@ class EnvReader {
    * The interval of a schedule (`500ms`, `30s`, `5m`, `1h`), or null when
    * it is `0` or `off`: that schedule is disabled.
    */
+  /** A secret: never echoed, undefined when unset. */
+  secret(name: string): string | undefined {
+    return this.raw(name);
+  }
+
+  timezone(name: string, fallback: string): string {
+    const value = this.raw(name) ?? fallback;
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: value });
+    } catch {
+      this.problems.push(
+        `${name} must be an IANA time zone such as Europe/Madrid, got '${value}'`,
+      );
+    }
+    return value;
+  }
+
   every(name: string, fallback: string): number | null {
     const value = this.raw(name) ?? fallback;
     if (value === '0' || value.toLowerCase() === 'off') return null;

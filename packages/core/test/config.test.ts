@@ -57,3 +57,37 @@ describe('loadConfig', () => {
     }
   });
 });
+
+describe('loadConfig for the built-in jobs', () => {
+  it('should default the Sumsub, mail and bank settings', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      customerSyncEveryMs: 300_000,
+      bankTimezone: 'UTC',
+      sumsubBaseUrl: 'https://api.sumsub.com',
+      sumsubAppToken: undefined,
+      sumsubGetLimitPer5s: 250,
+      smtpUrl: 'smtp://127.0.0.1:2525',
+      paymentReminderDays: 3,
+      port: 3000,
+      metricsPort: 9464,
+    });
+  });
+
+  it('should name a bad time zone and never echo a secret', () => {
+    let message = '';
+    try {
+      loadConfig({
+        BANK_TIMEZONE: 'Mars/Olympus',
+        SUMSUB_SECRET_KEY: 'sk-very-secret',
+        METRICS_PORT: '-1',
+      });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/BANK_TIMEZONE must be an IANA time zone/);
+    expect(message).toMatch(/METRICS_PORT/);
+    expect(message).not.toContain('sk-very-secret');
+    expect(loadConfig({ METRICS_PORT: '0' }).metricsPort).toBe(0);
+  });
+});
