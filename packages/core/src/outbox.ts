@@ -237,10 +237,10 @@ export class OutboxConsumer {
 
   constructor(options: OutboxConsumerOptions) {
     this.#o = {
-      batchSize: OUTBOX_BATCH_SIZE_DEFAULT,
-      gapTimeoutMs: OUTBOX_GAP_TIMEOUT_MS_DEFAULT,
-      pollIntervalMs: OUTBOX_POLL_INTERVAL_MS_DEFAULT,
       ...options,
+      batchSize: options.batchSize ?? OUTBOX_BATCH_SIZE_DEFAULT,
+      gapTimeoutMs: options.gapTimeoutMs ?? OUTBOX_GAP_TIMEOUT_MS_DEFAULT,
+      pollIntervalMs: options.pollIntervalMs ?? OUTBOX_POLL_INTERVAL_MS_DEFAULT,
     };
     validate(this.#o);
     this.name = options.name;

@@ -56,10 +56,11 @@ export class Relay {
 
   constructor(options: RelayOptions) {
     this.#o = {
-      sweepIntervalMs: RELAY_SWEEP_INTERVAL_MS_DEFAULT,
-      graceMs: RELAY_GRACE_MS_DEFAULT,
-      batchSize: RELAY_BATCH_SIZE_DEFAULT,
       ...options,
+      sweepIntervalMs:
+        options.sweepIntervalMs ?? RELAY_SWEEP_INTERVAL_MS_DEFAULT,
+      graceMs: options.graceMs ?? RELAY_GRACE_MS_DEFAULT,
+      batchSize: options.batchSize ?? RELAY_BATCH_SIZE_DEFAULT,
     };
   }
 

@@ -86,6 +86,18 @@ describe('transactional enqueue', () => {
     ).toBe(1);
   });
 
+  it('should add, by its sweep, a committed row nobody told the relay about', async () => {
+    await h.worker([canary]);
+    const { JobTracker } = await import('@lana-jobs/core');
+    const tracker = new JobTracker({ pool: h.env.pool, schema: h.env.schema });
+    // Recorded while the relay listens, without NOTIFY or add: a producer
+    // that died between its commit and its add.
+    const [job] = await tracker.enqueue([
+      { job_type: 'canary', payload: {}, payload_version: 2, max_attempts: 6 },
+    ]);
+    await h.waitForStatus(job!.id, 'completed');
+  });
+
   it('should add the jobs of producer.transaction at once after its commit, and none after a throw', async () => {
     await h.worker([canary]);
     const producer = h.producer([canaryType]);
