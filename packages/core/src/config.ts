@@ -23,6 +23,8 @@ export const RETENTION_OUTBOX_DAYS_DEFAULT = 7;
 export const CANARY_EVERY_DEFAULT = '1m';
 export const MAINTENANCE_EVERY_DEFAULT = '1h';
 export const CUSTOMER_SYNC_EVERY_DEFAULT = '5m';
+/** Five past midnight in `BANK_TIMEZONE`. */
+export const INTEREST_ACCRUAL_CRON_DEFAULT = '5 0 * * *';
 export const BANK_TIMEZONE_DEFAULT = 'UTC';
 export const SUMSUB_BASE_URL_DEFAULT = 'https://api.sumsub.com';
 /** Below Sumsub's default limit of 300 GET requests per 5 seconds. */
@@ -105,6 +107,11 @@ export interface Config {
    * (`5m` by default; `0` or `off` disables it).
    */
   customerSyncEveryMs: number | null;
+  /**
+   * `INTEREST_ACCRUAL_CRON`: when the daily accrual runs, in
+   * `BANK_TIMEZONE`; null when `off`.
+   */
+  interestAccrualCron: string | null;
   /** `BANK_TIMEZONE`: the IANA zone whose midnight closes a banking day. */
   bankTimezone: string;
   /** `SUMSUB_BASE_URL`: Sumsub's API, or the emulator in tests and dev. */
@@ -190,6 +197,10 @@ export function loadConfig(env: Env = process.env): Config {
       CUSTOMER_SYNC_EVERY_DEFAULT,
     ),
     bankTimezone: read.timezone('BANK_TIMEZONE', BANK_TIMEZONE_DEFAULT),
+    interestAccrualCron: read.cronOrOff(
+      'INTEREST_ACCRUAL_CRON',
+      INTEREST_ACCRUAL_CRON_DEFAULT,
+    ),
     sumsubBaseUrl: read.url('SUMSUB_BASE_URL', SUMSUB_BASE_URL_DEFAULT, [
       'https:',
       'http:',
@@ -319,6 +330,18 @@ class EnvReader {
    * The interval of a schedule (`500ms`, `30s`, `5m`, `1h`), or null when
    * it is `0` or `off`: that schedule is disabled.
    */
+  /** A cron pattern of five fields, or null for `off`/`0`. */
+  cronOrOff(name: string, fallback: string): string | null {
+    const value = this.raw(name) ?? fallback;
+    if (value === 'off' || value === '0') return null;
+    if (value.split(/\s+/).length !== 5) {
+      this.problems.push(
+        `${name} must be a cron pattern of five fields (e.g. '5 0 * * *') or off, got '${value}'`,
+      );
+    }
+    return value;
+  }
+
   /** A secret: never echoed, undefined when unset. */
   secret(name: string): string | undefined {
     return this.raw(name);

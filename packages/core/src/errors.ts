@@ -112,6 +112,21 @@ export class JobCancelledError extends LanaJobsError {
   }
 }
 
+/**
+ * Postgres could not be reached by an attempt's fenced transaction: the
+ * attempt is given back without counting. Raised only around the worker's
+ * own Postgres calls, so that a network error of another service (SMTP,
+ * HTTP) is an ordinary failure and retried with backoff.
+ */
+export class PostgresUnavailableError extends LanaJobsError {
+  constructor(cause: unknown) {
+    super(
+      `Postgres unreachable: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+  }
+}
+
 /** No job with this id is recorded. */
 export class JobNotFoundError extends LanaJobsError {
   constructor(readonly jobId: string) {

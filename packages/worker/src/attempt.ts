@@ -1,6 +1,7 @@
 import {
   isConnectionError,
   LeaseLostError,
+  PostgresUnavailableError,
   rollbackQuietly,
   type ClaimedJob,
   type JobTracker,
@@ -13,6 +14,7 @@ import {
   statementTimeout,
   type CompletionBatcher,
 } from './completion-batcher.js';
+import type { Producer } from '@lana-jobs/producer';
 import { JobLog } from './job-log.js';
 import type { JobContext } from './job-module.js';
 
@@ -43,6 +45,7 @@ export class Attempt implements JobContext {
     logger: Logger | JobLog,
     hardTimeLimitMs: number,
     private readonly completions?: CompletionBatcher,
+    private readonly producerOf?: () => Producer,
   ) {
     this.jobId = job.id;
     this.jobType = job.job_type;
@@ -58,6 +61,13 @@ export class Attempt implements JobContext {
 
   get logger(): Logger {
     return this.#log instanceof JobLog ? this.#log.logger : this.#log;
+  }
+
+  get producer(): Producer {
+    if (!this.producerOf) {
+      throw new Error('this attempt was made without a producer');
+    }
+    return this.producerOf();
   }
 
   get signal(): AbortSignal {
@@ -119,7 +129,9 @@ export class Attempt implements JobContext {
     final: boolean,
   ): Promise<R> {
     if (this.ended) throw new LeaseLostError(this.jobId);
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw new PostgresUnavailableError(error);
+    });
     let broken: Error | undefined;
     try {
       const timeoutMs = statementTimeout(this.remainingMs);
@@ -132,8 +144,11 @@ export class Attempt implements JobContext {
       if (final) this.#completed = true;
       return value;
     } catch (error) {
-      if (isConnectionError(error)) broken = error as Error;
-      else await rollbackQuietly(client);
+      if (isConnectionError(error)) {
+        broken = error as Error;
+        throw new PostgresUnavailableError(error);
+      }
+      await rollbackQuietly(client);
       throw error;
     } finally {
       client.release(broken);

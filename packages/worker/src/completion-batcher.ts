@@ -1,6 +1,7 @@
 import {
   isConnectionError,
   LeaseLostError,
+  PostgresUnavailableError,
   rollbackQuietly,
   type JobTracker,
   type Logger,
@@ -72,7 +73,7 @@ export class CompletionBatcher {
     try {
       client = await this.pool.connect();
     } catch (error) {
-      for (const w of batch) w.reject(error);
+      for (const w of batch) w.reject(new PostgresUnavailableError(error));
       return true;
     }
     let broken: Error | undefined;
@@ -105,7 +106,7 @@ export class CompletionBatcher {
         // The commit may or may not have happened: each attempt gives itself
         // back, and a claim then finds the job final or due again.
         broken = error as Error;
-        for (const w of batch) w.reject(error);
+        for (const w of batch) w.reject(new PostgresUnavailableError(error));
         return true;
       }
       await rollbackQuietly(client);

@@ -3,6 +3,7 @@ import {
   describeError,
   isConnectionError,
   JobCancelledError,
+  PostgresUnavailableError,
   ShutdownError,
   JobTimeoutError,
   LeaseLostError,
@@ -18,6 +19,7 @@ import {
   type Pool,
 } from '@lana-jobs/core';
 import { Attempt } from './attempt.js';
+import type { Producer } from '@lana-jobs/producer';
 import type { ClaimBatcher } from './claimer.js';
 import type { CompletionBatcher } from './completion-batcher.js';
 import type { AnyJobModule } from './job-module.js';
@@ -44,6 +46,8 @@ export interface DispatcherOptions {
   tracker: JobTracker;
   claimer: ClaimBatcher;
   leases: LeaseKeeper;
+  /** The replica's producer, for jobs that fan out. */
+  producer?: () => Producer;
   /** Batches completions; without it each completes on its own. */
   completions?: CompletionBatcher;
   pool: Pool;
@@ -153,6 +157,7 @@ export class Dispatcher {
       log,
       type.hardTimeLimitMs,
       this.#o.completions,
+      this.#o.producer,
     );
     this.#o.leases.track(attempt);
     const timers = startTimers(attempt, type, log);
@@ -176,7 +181,7 @@ export class Dispatcher {
         log.warn('attempt aborted by shutdown; handed back without counting');
         return await this.#giveBack(bullJob, token, job, error.message, log);
       }
-      if (isConnectionError(error)) {
+      if (error instanceof PostgresUnavailableError) {
         log.warn(
           { err: error },
           'Postgres unreachable during the attempt; giving it back without counting',

@@ -10,12 +10,7 @@ export {
   type JobContext,
   type JobModule,
 } from './job-module.js';
-export {
-  builtinJobs,
-  builtinJobTypes,
-  canary,
-  canaryType,
-} from './jobs/index.js';
+export * from './jobs/index.js';
 export { WORKER_MIGRATIONS_DIR, migrateAll } from './migrations.js';
 export {
   ScheduleTicks,
@@ -34,3 +29,5 @@ export {
   CANARY_SCHEDULE,
   type BuiltinSchedule,
 } from './builtin-schedules.js';
+export { SumsubEmulator } from './sumsub-emulator/index.js';
+export { startSmtpSink } from './smtp-sink/index.js';

@@ -1,3 +1,4 @@
+import type { Producer } from '@lana-jobs/producer';
 import type { JobType, Logger, Payload, Queryable } from '@lana-jobs/core';
 
 /** What an executor is given for one attempt. */
@@ -20,6 +21,12 @@ export interface JobContext {
   readonly signal: AbortSignal;
   /** Scoped with `job_id`, `job_type` and `attempt`. */
   readonly logger: Logger;
+  /**
+   * The replica's producer, for jobs that fan out: enqueue with
+   * `{ tx }` inside a fenced transaction, so the new jobs exist exactly
+   * when that transaction commits.
+   */
+  readonly producer: Producer;
   /**
    * NOTE: the transactions below run with `search_path` set to the job
    * schema (`DATABASE_SCHEMA`), so executors name their tables unqualified.

@@ -11,6 +11,7 @@ import {
   JobTypeRegistry,
   loadConfig,
   quoteIdent,
+  OutboxConsumer,
   ShutdownError,
   type Config,
   type Logger,
@@ -25,6 +26,11 @@ import {
   type Producer,
 } from '@lana-jobs/producer';
 import { applyBuiltinSchedules } from './builtin-schedules.js';
+import {
+  APPROVAL_CONSUMER_NAME,
+  approvalEventsHandler,
+  approvalProcessingType,
+} from './jobs/approval-processing/index.js';
 import { ScheduleTicks } from './scheduler.js';
 import { ClaimBatcher } from './claimer.js';
 import { Reconciler } from './reconciler.js';
@@ -69,6 +75,11 @@ export interface WorkerRuntimeOptions {
   relaySweepIntervalMs?: number;
   relayGraceMs?: number;
   /**
+   * Run the built-in outbox consumers (approval events to
+   * approval-processing jobs; one replica at a time). Defaults to true.
+   */
+  outboxConsumers?: boolean;
+  /**
    * Run the tick queue of the schedules and write the built-in schedules
    * at start. Defaults to true.
    */
@@ -100,6 +111,7 @@ export class WorkerRuntime {
   readonly #producer: Producer;
   readonly #schedules: ScheduleStore;
   readonly #ticks: ScheduleTicks | undefined;
+  readonly #consumers: OutboxConsumer[] = [];
   #scheduleRetry: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
@@ -168,6 +180,7 @@ export class WorkerRuntime {
         this.workerId,
       ),
       leases: this.#leases,
+      producer: () => this.#producer,
       completions: new CompletionBatcher(this.#pool, this.tracker, this.logger),
       pool: this.#pool,
       logger: this.logger,
@@ -220,6 +233,9 @@ export class WorkerRuntime {
       prefix: this.config.queuePrefix,
       logger: this.logger,
     });
+    if (options.outboxConsumers !== false) {
+      this.#consumers.push(...this.#builtinConsumers());
+    }
     this.#ticks =
       options.schedules === false
         ? undefined
@@ -267,6 +283,14 @@ export class WorkerRuntime {
     this.#listenForCancels();
     this.#relay?.start();
     this.#reconciler?.start();
+    for (const consumer of this.#consumers) {
+      consumer.start().catch((error: unknown) => {
+        this.logger.warn(
+          { err: error },
+          'outbox consumer did not start; it keeps trying',
+        );
+      });
+    }
     if (this.#ticks) {
       this.#ticks.start();
       void this.#writeSchedules();
@@ -329,6 +353,7 @@ export class WorkerRuntime {
     }
     clearTimeout(this.#scheduleRetry);
     await this.#ticks?.close();
+    await Promise.all(this.#consumers.map((c) => c.close()));
     await this.#schedules.close();
     await this.#producer.close();
     await this.#reconciler?.close();
@@ -339,6 +364,21 @@ export class WorkerRuntime {
     this.#redis.disconnect();
     await Promise.all([this.#pool.end(), this.#control.end()]);
     this.logger.info('worker stopped');
+  }
+
+  /** The built-in outbox consumers whose job types this replica knows. */
+  #builtinConsumers(): OutboxConsumer[] {
+    if (!this.#producer.registry.has(approvalProcessingType.name)) return [];
+    return [
+      new OutboxConsumer({
+        pool: this.#pool,
+        databaseUrl: this.config.databaseUrl,
+        schema: this.config.databaseSchema,
+        name: APPROVAL_CONSUMER_NAME,
+        logger: this.logger,
+        handler: approvalEventsHandler(this.#producer),
+      }),
+    ];
   }
 
   /**

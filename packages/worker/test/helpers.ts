@@ -29,7 +29,13 @@ export async function createHarness(
   // so that tests count only the jobs they make.
   const testEnv = await createTestEnv({
     migrationDirs: [WORKER_MIGRATIONS_DIR],
-    env: { CANARY_EVERY: 'off', MAINTENANCE_EVERY: 'off', ...env },
+    env: {
+      CANARY_EVERY: 'off',
+      MAINTENANCE_EVERY: 'off',
+      CUSTOMER_SYNC_EVERY: 'off',
+      INTEREST_ACCRUAL_CRON: 'off',
+      ...env,
+    },
   });
   const closers: (() => Promise<void>)[] = [];
 
@@ -45,10 +51,13 @@ export async function createHarness(
       return producer;
     },
     async worker(jobs, options = {}) {
+      // The built-in outbox consumers are off unless a test asks: tests run
+      // consumers of their own.
       const runtime = new WorkerRuntime({
         jobs,
         config: testEnv.config,
         logger: testEnv.logger,
+        outboxConsumers: false,
         ...options,
       });
       closers.push(() => runtime.close());
