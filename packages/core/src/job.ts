@@ -20,7 +20,12 @@
  *   attempt's lease holds.
  * - relay: moves recorded jobs that are not in Redis yet into BullMQ.
  * - reconciler: repairs Redis from Postgres.
- * - outbox event: a domain event committed with the write that caused it.
+ * - outbox event: a domain event committed with the write that caused it;
+ *   an outbox consumer hands events to a handler in sequence order.
+ * - schedule: a row of `schedules` and the BullMQ job scheduler of the same
+ *   name; each of its ticks records a real job (or is skipped while the
+ *   previous one is still pending or running).
+ * - entity key: at most one job of a key runs at a time, in enqueue order.
  *
  * BullMQ's words map onto these once: a BullMQ job carries a job (its id and
  * trace context, never its payload); BullMQ's "lock" is what the lease is
