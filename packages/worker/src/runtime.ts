@@ -391,6 +391,9 @@ export class WorkerRuntime {
       await applyBuiltinSchedules(this.config, this.#schedules);
       await this.#syncSchedules();
     } catch (error) {
+      // NOTE: a write cut short by a shutdown must not re-arm its retry,
+      // or the process never exits.
+      if (this.#closing) return;
       this.logger.warn(
         { err: error },
         'could not write the schedules yet; trying again',

@@ -156,7 +156,10 @@ function dev(args: string[], env = devEnv()): DevRun {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     },
-    exited: (timeoutMs = EXIT_TIMEOUT_MS) => exitOf(child, timeoutMs),
+    exited: (timeoutMs = EXIT_TIMEOUT_MS) =>
+      exitOf(child, timeoutMs).catch((error: Error) => {
+        throw new Error(`${error.message}; stderr: ${stderr.slice(-4_000)}`);
+      }),
   };
   return run;
 }
@@ -173,19 +176,60 @@ function devOnPorts(): DevRun {
 }
 
 /** Queries the embedded Postgres itself (the run must still be up). */
-async function jobStatuses(): Promise<Map<string, string>> {
+async function query<R extends pg.QueryResultRow>(sql: string): Promise<R[]> {
   const client = new pg.Client({
     connectionString: embeddedPostgresUrl(pgPort),
   });
   await client.connect();
   try {
-    const { rows } = await client.query<{ id: string; status: string }>(
-      "SELECT id, status FROM lana_jobs.jobs WHERE actor = 'lana-jobs dev'",
-    );
-    return new Map(rows.map((r) => [r.id, r.status]));
+    return (await client.query<R>(sql)).rows;
   } finally {
     await client.end();
   }
+}
+
+/** The canaries' statuses by id. */
+async function jobStatuses(): Promise<Map<string, string>> {
+  const rows = await query<{ id: string; status: string }>(
+    "SELECT id, status FROM lana_jobs.jobs WHERE actor = 'lana-jobs dev'",
+  );
+  return new Map(rows.map((r) => [r.id, r.status]));
+}
+
+const DEMO_TYPES = [
+  'canary',
+  'customer-sync',
+  'interest-accrual',
+  'approval-processing',
+  'notification',
+];
+
+/** Waits until every demo type has a completed job; returns the types done. */
+async function waitForCompletedTypes(timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await query<{ job_type: string }>(
+      "SELECT DISTINCT job_type FROM lana_jobs.jobs WHERE status = 'completed'",
+    );
+    const done = rows.map((r) => r.job_type);
+    if (DEMO_TYPES.every((t) => done.includes(t)) || Date.now() > deadline)
+      return done.sort();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** How many rows of each demo table there are, and mails sent. */
+async function demoCounts(): Promise<Record<string, number>> {
+  const [row] = await query<Record<string, number>>(`
+    SELECT
+      (SELECT count(*)::int FROM lana_jobs.customers) AS customers,
+      (SELECT count(*)::int FROM lana_jobs.credit_facilities) AS facilities,
+      (SELECT count(*)::int FROM lana_jobs.facility_balance_events) AS balance_events,
+      (SELECT count(*)::int FROM lana_jobs.disbursals) AS disbursals,
+      (SELECT count(*)::int FROM lana_jobs.approval_processes) AS approval_processes,
+      (SELECT count(*)::int FROM lana_jobs.payment_schedules) AS payments,
+      (SELECT count(*)::int FROM lana_jobs.notifications_sent) AS notifications_sent`);
+  return row!;
 }
 
 /** The pids of everything a run started, from its log. */
@@ -210,6 +254,7 @@ async function stopAndCheck(run: DevRun): Promise<void> {
 
 describe('lana-jobs dev', () => {
   let firstIds: string[] = [];
+  let firstCounts: Record<string, number> = {};
 
   it('starts embedded Postgres and Redis, completes canaries, and stops everything on SIGINT', async () => {
     const run = devOnPorts();
@@ -227,13 +272,50 @@ describe('lana-jobs dev', () => {
     expect(messages.join('\n')).toMatch(
       /embedded redis-server ready at .*set REDIS_URL/,
     );
+    expect(messages.join('\n')).toMatch(
+      /embedded Sumsub emulator ready at .*set SUMSUB_BASE_URL/,
+    );
+    expect(messages.join('\n')).toMatch(
+      /embedded SMTP sink ready at smtp:\/\/127\.0\.0\.1:\d+ .*set SMTP_URL/,
+    );
+    expect(run.stderr()).not.toContain('lana-jobs-dev-secret-key');
+    expect(messages).toContain(
+      'demo data seeded: 6 customers, 3 credit facilities, 2 approval processes, 6 payments due',
+    );
 
     const statuses = await jobStatuses();
     expect(firstIds.map((id) => statuses.get(id))).toEqual(
       Array(5).fill('completed'),
     );
+    expect(await waitForCompletedTypes(90_000)).toEqual(
+      expect.arrayContaining(DEMO_TYPES),
+    );
+    await run.waitForLog(/^demo summary after \d+ s: /, 70_000);
+    firstCounts = await demoCounts();
+    // Every review state, and what the sync made of them.
+    const kyc = await query<{ applicant_id: string; kyc_verification: string }>(
+      'SELECT applicant_id, kyc_verification FROM lana_jobs.customers ORDER BY applicant_id',
+    );
+    expect(
+      Object.fromEntries(kyc.map((c) => [c.applicant_id, c.kyc_verification])),
+    ).toEqual({
+      'dev-completed-green': 'VERIFIED',
+      'dev-completed-red-final': 'REJECTED',
+      'dev-completed-red-retry': 'REJECTED',
+      'dev-init': 'PENDING',
+      'dev-on-hold': 'PENDING',
+      'dev-pending': 'PENDING',
+    });
+    expect(firstCounts).toMatchObject({
+      customers: 6,
+      facilities: 3,
+      approval_processes: 2,
+      payments: 6,
+    });
+    // The SMTP sink accepted the reminders due in two days.
+    expect(firstCounts.notifications_sent).toBeGreaterThanOrEqual(1);
     await stopAndCheck(run);
-  }, 90_000);
+  }, 150_000);
 
   it('reuses the data directory on a second start', async () => {
     expect(firstIds).toHaveLength(5);
@@ -247,12 +329,43 @@ describe('lana-jobs dev', () => {
     );
     expect(messages.join('\n')).not.toMatch(/initialising/);
     expect(messages).toContain('migrations: none to run');
+    await run.waitForLog(/^demo data already seeded/);
+    await run.waitForLog(/^registered 6 applicants in the Sumsub emulator/);
+    await run.waitForLog(/^enqueued one interest-accrual/);
+    expect(await demoCounts()).toEqual({
+      ...firstCounts,
+      notifications_sent: expect.any(Number),
+    });
 
     const statuses = await jobStatuses();
     expect(statuses.size).toBe(10);
     expect([...firstIds, ...secondIds].map((id) => statuses.get(id))).toEqual(
       Array(10).fill('completed'),
     );
+    await stopAndCheck(run);
+  }, 90_000);
+
+  it('with SUMSUB_BASE_URL and SMTP_URL set, starts neither the emulator nor the sink', async () => {
+    const run = dev(
+      [
+        '--data-dir',
+        dataDir,
+        '--pg-port',
+        String(pgPort),
+        '--redis-port',
+        String(redisPort),
+      ],
+      devEnv({
+        SUMSUB_BASE_URL: 'http://127.0.0.1:9',
+        SMTP_URL: 'smtp://127.0.0.1:9',
+      }),
+    );
+    await run.waitForLog(/^5 canary jobs completed/);
+    const messages = run.logs.map((l) => l.msg).join('\n');
+    expect(messages).toMatch(/SUMSUB_BASE_URL is set: using that Sumsub/);
+    expect(messages).toMatch(/SMTP_URL is set: using that mail server/);
+    expect(messages).not.toMatch(/embedded (Sumsub emulator|SMTP sink) ready/);
+    expect(messages).not.toMatch(/registered \d+ applicants/);
     await stopAndCheck(run);
   }, 90_000);
 

@@ -15,7 +15,7 @@ interface DevFlags {
 export function devCommand(): Command {
   const command = new Command('dev')
     .description(
-      'run the whole stack locally until SIGINT or SIGTERM: an embedded Postgres and a redis-server child (unless DATABASE_URL / REDIS_URL are set), the migrations, two worker replicas and a few canary jobs',
+      'run the whole stack locally until SIGINT or SIGTERM: an embedded Postgres and a redis-server child (unless DATABASE_URL / REDIS_URL are set), the Sumsub emulator and an SMTP sink in-process (unless SUMSUB_BASE_URL / SMTP_URL are set), the migrations, demo data (seeded once), two worker replicas, a few canary jobs and one job of each demo type',
     )
     .addOption(
       new Option(

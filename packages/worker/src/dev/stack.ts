@@ -1,7 +1,9 @@
 /**
  * The dev stack (`lana-jobs dev`, `pnpm start`): an embedded Postgres and a
  * `redis-server` child (each replaced by DATABASE_URL / REDIS_URL), the
- * migrations, two worker replicas and a few canary jobs; runs until SIGINT
+ * Sumsub emulator and an SMTP sink in-process (replaced by SUMSUB_BASE_URL /
+ * SMTP_URL), the migrations, the demo data, two worker replicas, a few
+ * canary jobs and the demo's first jobs; runs until SIGINT
  * or SIGTERM, then stops what it started, last started first.
  */
 import { createServer } from 'node:net';
@@ -11,11 +13,16 @@ import { LanaJobsError, loadConfig, type Logger } from '@lana-jobs/core';
 import { migrateAll } from '../migrations.js';
 import { runCanaries } from './canaries.js';
 import { describeExit } from './child-process.js';
+import { DevDemo } from './demo.js';
 import {
   checkPostgresDataDir,
   EmbeddedPostgresServer,
   type RunAs,
 } from './embedded-postgres.js';
+import {
+  startEmbeddedServices,
+  type EmbeddedServices,
+} from './embedded-services.js';
 import { findRedisServer, RedisServerChild } from './redis-server.js';
 import {
   startWorkerReplicas,
@@ -104,6 +111,8 @@ class DevStack {
   readonly #logger: Logger;
   #postgres: EmbeddedPostgresServer | undefined;
   #redis: RedisServerChild | undefined;
+  #services: EmbeddedServices | undefined;
+  #demo: DevDemo | undefined;
   #replicas: WorkerReplica[] = [];
 
   constructor(private readonly options: DevStackOptions) {
@@ -148,8 +157,14 @@ class DevStack {
     if (stopping()) return;
     const redisUrl = await this.#startRedis(plan);
     if (stopping()) return;
+    this.#services = await startEmbeddedServices(
+      this.options.env,
+      this.#logger,
+    );
+    if (stopping()) return;
     const env = {
       ...this.options.env,
+      ...this.#services.env,
       DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl,
     };
@@ -161,6 +176,8 @@ class DevStack {
         : `migrations applied: ${ran.map((m) => m.name).join(', ')}`,
     );
     if (stopping()) return;
+    this.#demo = await DevDemo.prepare(config, this.#services, this.#logger);
+    if (stopping()) return;
     this.#replicas = startWorkerReplicas({
       env,
       logger: this.#logger,
@@ -169,6 +186,7 @@ class DevStack {
           failure: `worker replica ${replica.index} ${error ? `could not start: ${error.message}` : `exited with ${describeExit(replica.child)}`}`,
         }),
     });
+    await this.#demo.start(this.#abort.signal);
     await runCanaries({
       config,
       logger: this.#logger,
@@ -227,17 +245,28 @@ class DevStack {
     return server.url;
   }
 
-  /** The replicas first, then Redis, then Postgres; each even if one fails. */
+  /**
+   * The demo and the replicas first, then the in-process services, Redis,
+   * Postgres; each even if one fails.
+   */
   async #teardown(): Promise<void> {
     const steps: [string, () => Promise<void>][] = [
+      ['demo', async () => this.#demo?.close()],
       [
         'worker replicas',
         () => stopWorkerReplicas(this.#replicas, this.#logger),
       ],
+      ['Sumsub emulator and SMTP sink', async () => this.#services?.close()],
       ['redis-server', async () => this.#redis?.stop()],
       ['embedded Postgres', async () => this.#postgres?.stop()],
     ];
-    const started = [this.#replicas.length > 0, this.#redis, this.#postgres];
+    const started = [
+      this.#demo,
+      this.#replicas.length > 0,
+      this.#services?.sumsub ?? this.#services?.smtp,
+      this.#redis,
+      this.#postgres,
+    ];
     for (const [i, [name, stop]] of steps.entries()) {
       if (!started[i]) continue;
       try {
