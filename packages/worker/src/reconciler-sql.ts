@@ -48,6 +48,12 @@ export function reconcilerSql(schema: string) {
       ORDER BY id
       LIMIT $2`,
 
+    /** Of these jobs, those not final now. */
+    stillOpen: `
+      SELECT id FROM ${s}.jobs
+      WHERE id = ANY($1::uuid[])
+        AND status IN ('pending', 'retrying', 'running')`,
+
     /** Hands jobs back to the relay (still only those not final). */
     undispatch: `
       UPDATE ${s}.jobs SET dispatched_at = NULL

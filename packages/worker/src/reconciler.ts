@@ -52,7 +52,12 @@ export class Reconciler {
   readonly #fullPassIntervalMs: number;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
-  #lastFullPass = 0;
+  /**
+   * The first full pass waits one interval: at start the marker check
+   * covers a Redis that lost its data, and a large backlog should not be
+   * walked at every restart.
+   */
+  #lastFullPass = Date.now();
   #closed = false;
 
   constructor(options: ReconcilerOptions) {
@@ -185,10 +190,20 @@ export class Reconciler {
       else if (failed !== null || completed !== null) finished.push(row);
     });
 
+    const suspects = [...missing, ...finished.map((f) => f.id)];
+    if (suspects.length === 0) return 0;
+
+    // NOTE: jobs finish while a page is checked; only those still not
+    // final now are repaired, so a job that just completed is left alone.
+    const { rows: still } = await this.#o.pool.query<{ id: string }>(
+      this.#sql.stillOpen,
+      [suspects],
+    );
+    const open = new Set(still.map((r) => r.id));
     for (const { id, job_type } of finished) {
-      await this.#o.transport.queue(job_type).remove(id);
+      if (open.has(id)) await this.#o.transport.queue(job_type).remove(id);
     }
-    const ids = [...missing, ...finished.map((f) => f.id)];
+    const ids = suspects.filter((id) => open.has(id));
     if (ids.length > 0) await this.#o.pool.query(this.#sql.undispatch, [ids]);
     return ids.length;
   }
