@@ -11,3 +11,4 @@ export * from './retry-policy.js';
 export * from './tracker.js';
 export * from './trace-context.js';
 export { trackerSql, type TrackerSql } from './sql/tracker-sql.js';
+export * from './pg-listener.js';

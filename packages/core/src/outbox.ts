@@ -53,7 +53,7 @@
  * the failing one is retried alone with a growing delay, holding back the
  * events behind it, since order is the contract.
  */
-import pg from 'pg';
+import { PgListener } from './pg-listener.js';
 import {
   quoteIdent,
   rollbackQuietly,
@@ -76,8 +76,6 @@ export const OUTBOX_POLL_INTERVAL_MS_DEFAULT = 1_000;
 export const HOLE_RECHECK_MIN_MS = 50;
 const HOLE_RECHECK_MAX_MS = 1_000;
 const HOLE_WRITERS_CHECK_INTERVAL_MS = 1_000;
-/** Longest wait between tries to listen again after the connection broke. */
-const LISTEN_RETRY_MAX_MS = 5_000;
 const RETRY_BASE_MS = 200;
 const RETRY_MAX_MS = 30_000;
 
@@ -221,15 +219,13 @@ export class OutboxConsumer {
   readonly #o: Required<OutboxConsumerOptions>;
   readonly #sql: OutboxSql;
   readonly #log: Logger;
-  #listener: pg.Client | undefined;
+  readonly #listener: PgListener;
   #pollTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
-  #listenTimer: NodeJS.Timeout | undefined;
   #draining: Promise<void> | undefined;
   #again = false;
   #started = false;
   #closed = false;
-  #listenFailures = 0;
   #failures = 0;
   /** After a failure, wakes before this (a poll, a notification) wait. */
   #pausedUntil = 0;
@@ -246,6 +242,16 @@ export class OutboxConsumer {
     this.name = options.name;
     this.#sql = outboxSql(options.schema);
     this.#log = options.logger.child({ outbox_consumer: options.name });
+    this.#listener = new PgListener({
+      databaseUrl: options.databaseUrl,
+      channel: outboxChannel(options.schema),
+      applicationName: `lana-jobs outbox ${options.name}`,
+      logger: this.#log,
+      onNotify: () => this.#wake(),
+      onListening: () => this.#wake(),
+      lostMessage:
+        'outbox consumer lost its listening connection; listening again, polling meanwhile',
+    });
   }
 
   /**
@@ -256,9 +262,9 @@ export class OutboxConsumer {
     if (this.#started) return;
     this.#started = true;
     this.#pollTimer = setInterval(() => this.#wake(), this.#o.pollIntervalMs);
-    await this.#listen();
+    await this.#listener.start();
     // Listening catches up by itself; without it, poll at once.
-    if (!this.#listener) this.#wake();
+    if (!this.#listener.listening) this.#wake();
   }
 
   /** Stops; waits for the batch in progress to commit or roll back. */
@@ -266,60 +272,8 @@ export class OutboxConsumer {
     this.#closed = true;
     clearInterval(this.#pollTimer);
     clearTimeout(this.#retryTimer);
-    clearTimeout(this.#listenTimer);
     await this.#draining;
-    const listener = this.#listener;
-    this.#listener = undefined;
-    await listener?.end().catch(() => undefined);
-  }
-
-  async #listen(): Promise<void> {
-    if (this.#closed) return;
-    const client = new pg.Client({
-      connectionString: this.#o.databaseUrl,
-      application_name: `lana-jobs outbox ${this.name}`.slice(0, 63),
-    });
-    client.on('notification', () => this.#wake());
-    client.on('error', (error) => this.#relisten(client, error));
-    client.on('end', () => this.#relisten(client));
-    try {
-      await client.connect();
-      await client.query(`LISTEN "${outboxChannel(this.#o.schema)}"`);
-    } catch (error) {
-      this.#relisten(client, error);
-      return;
-    }
-
-    if (this.#closed) {
-      await client.end().catch(() => undefined);
-      return;
-    }
-    this.#listener = client;
-    this.#listenFailures = 0;
-    // Catch up on what was committed while nobody listened.
-    this.#wake();
-  }
-
-  #relisten(client: pg.Client, error?: unknown): void {
-    if (this.#closed || (this.#listener && client !== this.#listener)) return;
-    this.#listener = undefined;
-    client.removeAllListeners();
-    client.on('error', () => undefined);
-    void client.end().catch(() => undefined);
-
-    this.#listenFailures++;
-    if (this.#listenFailures === 1) {
-      this.#log.warn(
-        { err: error },
-        'outbox consumer lost its listening connection; listening again, polling meanwhile',
-      );
-    }
-    const delay = Math.min(
-      LISTEN_RETRY_MAX_MS,
-      200 * 2 ** this.#listenFailures,
-    );
-    clearTimeout(this.#listenTimer);
-    this.#listenTimer = setTimeout(() => void this.#listen(), delay);
+    await this.#listener.close();
   }
 
   /** One drain at a time; a wake during a drain drains again after it. */

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import {
+  PgListener,
   relayChannel,
   rollbackQuietly,
   type JobTracker,
@@ -17,8 +17,6 @@ export const RELAY_SWEEP_INTERVAL_MS_DEFAULT = 500;
 export const RELAY_GRACE_MS_DEFAULT = 1_000;
 /** Rows per relay transaction. */
 export const RELAY_BATCH_SIZE_DEFAULT = 500;
-/** Longest wait between tries to listen again after the connection broke. */
-const LISTEN_RETRY_MAX_MS = 5_000;
 
 export interface RelayOptions {
   pool: Pool;
@@ -46,13 +44,11 @@ export interface RelayOptions {
  */
 export class Relay {
   readonly #o: Required<RelayOptions>;
-  #listener: pg.Client | undefined;
+  readonly #listener: PgListener;
   #sweepTimer: NodeJS.Timeout | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
   #draining: Promise<void> | undefined;
   #again = false;
   #closed = false;
-  #listenFailures = 0;
 
   constructor(options: RelayOptions) {
     this.#o = {
@@ -62,11 +58,22 @@ export class Relay {
       graceMs: options.graceMs ?? RELAY_GRACE_MS_DEFAULT,
       batchSize: options.batchSize ?? RELAY_BATCH_SIZE_DEFAULT,
     };
+    this.#listener = new PgListener({
+      databaseUrl: options.databaseUrl,
+      channel: relayChannel(options.schema),
+      applicationName: 'lana-jobs relay listener',
+      logger: options.logger,
+      onNotify: () => void this.#drain(0),
+      // Catch up on what was committed while nobody listened.
+      onListening: () => void this.#drain(0),
+      lostMessage:
+        'relay lost its listening connection; listening again, sweeping meanwhile',
+    });
   }
 
   /** Starts listening and sweeping. */
   start(): this {
-    void this.#listen();
+    void this.#listener.start();
     this.#sweepTimer = setInterval(
       () => void this.#drain(this.#o.graceMs),
       this.#o.sweepIntervalMs,
@@ -82,51 +89,8 @@ export class Relay {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweepTimer);
-    clearTimeout(this.#retryTimer);
     await this.#draining;
-    await this.#listener?.end().catch(() => undefined);
-  }
-
-  async #listen(): Promise<void> {
-    if (this.#closed) return;
-    const client = new pg.Client({
-      connectionString: this.#o.databaseUrl,
-      application_name: 'lana-jobs relay listener',
-    });
-    client.on('notification', () => void this.#drain(0));
-    client.on('error', (error) => this.#relisten(client, error));
-    client.on('end', () => this.#relisten(client));
-    try {
-      await client.connect();
-      await client.query(`LISTEN "${relayChannel(this.#o.schema)}"`);
-      this.#listener = client;
-      this.#listenFailures = 0;
-      // Catch up on what was committed while nobody listened.
-      void this.#drain(0);
-    } catch (error) {
-      this.#relisten(client, error);
-    }
-  }
-
-  #relisten(client: pg.Client, error?: unknown): void {
-    if (this.#closed || (this.#listener && client !== this.#listener)) return;
-    this.#listener = undefined;
-    client.removeAllListeners();
-    client.on('error', () => undefined);
-    void client.end().catch(() => undefined);
-    this.#listenFailures++;
-    const delay = Math.min(
-      LISTEN_RETRY_MAX_MS,
-      200 * 2 ** this.#listenFailures,
-    );
-    if (this.#listenFailures === 1) {
-      this.#o.logger.warn(
-        { err: error },
-        'relay lost its listening connection; listening again, sweeping meanwhile',
-      );
-    }
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => void this.#listen(), delay);
+    await this.#listener.close();
   }
 
   /** One drain at a time; a wake during a drain drains again after it. */
