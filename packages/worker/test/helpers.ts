@@ -97,3 +97,11 @@ export async function attemptsOf(h: Harness, id: string) {
   );
   return rows;
 }
+
+/** The `n` column of a one-row query; `$schema` stands for the test's schema. */
+export async function countOf(h: Harness, sql: string): Promise<number> {
+  const { rows } = await h.env.pool.query(
+    sql.replaceAll('$schema', h.env.schema),
+  );
+  return rows[0].n;
+}

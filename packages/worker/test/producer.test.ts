@@ -11,7 +11,7 @@ import { createProducer } from '@lana-jobs/producer';
 import { z } from 'zod';
 import { defineJob } from '../src/job-module.js';
 import { canary, canaryType } from '../src/jobs/index.js';
-import { attemptsOf, createHarness, type Harness } from './helpers.js';
+import { attemptsOf, countOf, createHarness, type Harness } from './helpers.js';
 import { PrivateRedis, freePort } from './redis-server.js';
 
 let h: Harness;
@@ -25,11 +25,8 @@ afterEach(async () => {
   privateRedis = undefined;
 });
 
-async function count(sql: string): Promise<number> {
-  const { rows } = await h.env.pool.query(
-    sql.replaceAll('$schema', h.env.schema),
-  );
-  return rows[0].n;
+function count(sql: string): Promise<number> {
+  return countOf(h, sql);
 }
 
 async function callerClient(): Promise<pg.Client> {

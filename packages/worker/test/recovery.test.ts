@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { waitFor } from '@lana-jobs/core/testing';
 import { canary, canaryType } from '../src/jobs/index.js';
-import { attemptsOf, createHarness, type Harness } from './helpers.js';
+import { attemptsOf, countOf, createHarness, type Harness } from './helpers.js';
 import { PrivatePostgres } from './private-postgres.js';
 import { spawnWorker, type WorkerProcess } from './processes.js';
 
@@ -18,11 +18,8 @@ afterEach(async () => {
   privatePg = undefined;
 });
 
-async function count(sql: string): Promise<number> {
-  const { rows } = await h!.env.pool.query(
-    sql.replaceAll('$schema', h!.env.schema),
-  );
-  return rows[0].n;
+function count(sql: string): Promise<number> {
+  return countOf(h!, sql);
 }
 
 async function enqueueCanaries(
