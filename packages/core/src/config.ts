@@ -34,6 +34,20 @@ export const MAIL_FROM_DEFAULT = 'lana-jobs <no-reply@localhost>';
 export const PAYMENT_REMINDER_DAYS_DEFAULT = 3;
 export const PORT_DEFAULT = 3000;
 export const METRICS_PORT_DEFAULT = 9464;
+/** How often the board evaluates its alert rules. */
+export const ALERT_EVERY_DEFAULT = '5s';
+
+/** What a board user may do: a viewer reads, an operator also acts. */
+export type BoardRole = 'viewer' | 'operator';
+export const BOARD_ROLES: readonly BoardRole[] = ['viewer', 'operator'];
+
+/** A board user from `BOARD_USERS`; the password only as its scrypt hash. */
+export interface BoardUser {
+  name: string;
+  role: BoardRole;
+  /** `scrypt$<N>$<r>$<p>$<salt>$<key>` (base64url), from `lana-jobs hash-password`. */
+  passwordHash: string;
+}
 
 const LOG_LEVELS = [
   'fatal',
@@ -132,6 +146,30 @@ export interface Config {
   port: number;
   /** `METRICS_PORT`: a worker's own `/metrics` port; 0 for none. */
   metricsPort: number;
+  /**
+   * `BOARD_USERS`: the board's users, `name:role:hash` separated by commas
+   * or white space; role `viewer` or `operator`. Empty: nobody can log in.
+   */
+  boardUsers: readonly BoardUser[];
+  /**
+   * `BOARD_SESSION_SECRET`: signs the board's session cookies; every board
+   * replica needs the same one. Unset: a random one per process (sessions
+   * end when it restarts). Secret.
+   */
+  boardSessionSecret: string | undefined;
+  /**
+   * `BOARD_ORIGIN`: the board's public origin (`https://jobs.bank.example`),
+   * the only one whose write requests are accepted. Unset: the origin of
+   * the request's own Host.
+   */
+  boardOrigin: string | undefined;
+  /**
+   * `ALERT_RULES_FILE`: a JSON file of alert thresholds per job type
+   * (README, Alerts). Unset: the built-in thresholds.
+   */
+  alertRulesFile: string | undefined;
+  /** `ALERT_EVERY`: how often the board evaluates the alert rules. */
+  alertEveryMs: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -228,6 +266,11 @@ export function loadConfig(env: Env = process.env): Config {
       'MAINTENANCE_EVERY',
       MAINTENANCE_EVERY_DEFAULT,
     ),
+    boardUsers: read.boardUsers('BOARD_USERS'),
+    boardSessionSecret: read.secret('BOARD_SESSION_SECRET'),
+    boardOrigin: read.origin('BOARD_ORIGIN'),
+    alertRulesFile: read.secret('ALERT_RULES_FILE'),
+    alertEveryMs: read.duration('ALERT_EVERY', ALERT_EVERY_DEFAULT),
   };
 
   if (problems.length > 0) {
@@ -370,6 +413,84 @@ class EnvReader {
       return parseDurationMs(fallback);
     }
     return ms === 0 ? null : ms;
+  }
+
+  /** A duration that cannot be turned off. */
+  duration(name: string, fallback: string): number {
+    const value = this.raw(name) ?? fallback;
+    const ms = parseDurationMs(value);
+    if (ms === null || ms === 0) {
+      this.problems.push(
+        `${name} must be a duration such as 500ms, 5s or 1m, got '${value}'`,
+      );
+      return parseDurationMs(fallback)!;
+    }
+    return ms;
+  }
+
+  /** An origin (scheme, host and port, no path), or undefined when unset. */
+  origin(name: string): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    try {
+      const url = new URL(value);
+      if (url.origin === 'null' || (url.pathname !== '/' && url.pathname)) {
+        throw new Error('not an origin');
+      }
+      return url.origin;
+    } catch {
+      this.problems.push(
+        `${name} must be an origin such as https://jobs.example.com, got '${value}'`,
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * `name:role:hash` entries. A bad entry is named by its position and user
+   * name, never by its hash.
+   */
+  boardUsers(name: string): BoardUser[] {
+    const value = this.raw(name);
+    if (value === undefined) return [];
+    const users: BoardUser[] = [];
+    const seen = new Set<string>();
+    value
+      .split(/[\s,]+/)
+      .filter((entry) => entry !== '')
+      .forEach((entry, index) => {
+        const [user, role, hash, ...rest] = entry.split(':');
+        const where = `${name} entry ${index + 1}${user ? ` ('${user}')` : ''}`;
+        if (!user || !/^[A-Za-z0-9_.@-]{1,64}$/.test(user)) {
+          this.problems.push(
+            `${where}: the user name must be 1-64 letters, digits, '.', '_', '@' or '-'`,
+          );
+          return;
+        }
+        if (!BOARD_ROLES.includes(role as BoardRole)) {
+          this.problems.push(
+            `${where}: the role must be viewer or operator, got '${role ?? ''}'`,
+          );
+          return;
+        }
+        if (
+          rest.length > 0 ||
+          !hash ||
+          !/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/.test(hash)
+        ) {
+          this.problems.push(
+            `${where}: the password must be a hash from 'lana-jobs hash-password' (scrypt$...)`,
+          );
+          return;
+        }
+        if (seen.has(user)) {
+          this.problems.push(`${where}: user '${user}' is listed twice`);
+          return;
+        }
+        seen.add(user);
+        users.push({ name: user, role: role as BoardRole, passwordHash: hash });
+      });
+    return users;
   }
 
   concurrencyByType(): Record<string, number> {

@@ -51,6 +51,11 @@ export interface JobTypeOptions<N extends string, S extends z.ZodType> {
   hardTimeLimitMs?: number;
   /** Largest payload as serialized JSON. Defaults to 64 KiB. */
   maxPayloadBytes?: number;
+  /**
+   * The type moves money: an operator's retry of a failed job runs only
+   * once a second operator has approved it. Defaults to false.
+   */
+  movesMoney?: boolean;
 }
 
 /** A registered job type, with every default filled in. */
@@ -67,6 +72,7 @@ export interface JobType<
   readonly softTimeLimitMs: number | undefined;
   readonly hardTimeLimitMs: number;
   readonly maxPayloadBytes: number;
+  readonly movesMoney: boolean;
 }
 
 /** The payload a producer passes for a job type (before schema defaults). */
@@ -107,6 +113,7 @@ export function defineJobType<const N extends string, S extends z.ZodType>(
     softTimeLimitMs: options.softTimeLimitMs,
     hardTimeLimitMs: options.hardTimeLimitMs ?? HARD_TIME_LIMIT_MS_DEFAULT,
     maxPayloadBytes: options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT,
+    movesMoney: options.movesMoney ?? false,
   });
 }
 
