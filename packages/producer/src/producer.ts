@@ -3,6 +3,10 @@ import {
   JobNotFoundError,
   captureTraceContext,
   cancelChannel,
+  recordSpanError,
+  SentMessagesCounter,
+  startSendSpan,
+  TELEMETRY_ATTRIBUTES,
   createLogger,
   createPool,
   createRedis,
@@ -26,6 +30,7 @@ import {
   type Queryable,
   type Redis,
 } from '@lana-jobs/core';
+import { context, trace, type Span } from '@opentelemetry/api';
 import {
   ScheduleStore,
   type ScheduledJob,
@@ -33,6 +38,9 @@ import {
   type ScheduleTiming,
 } from './schedules.js';
 import { JobTransport } from './transport.js';
+
+/** The tracer and meter name of the SDK's spans and counts. */
+export const PRODUCER_TELEMETRY_NAME = '@lana-jobs/producer';
 
 /** Options of one enqueued job. */
 export interface EnqueueOptions {
@@ -120,6 +128,7 @@ export class Producer<T extends JobType = JobType> {
   /** Jobs recorded inside a {@link transaction}, added after its commit. */
   readonly #inTransaction = new WeakMap<Queryable, EnqueuedJob[]>();
   readonly #schedules: ScheduleStore<T>;
+  readonly #sent = new SentMessagesCounter(PRODUCER_TELEMETRY_NAME);
   #closed = false;
 
   constructor(options: ProducerOptions<T>) {
@@ -213,22 +222,39 @@ export class Producer<T extends JobType = JobType> {
 
   /**
    * Validates every job first (one bad payload enqueues nothing), records
-   * them in one statement and adds them with one `addBulk` per type.
+   * them in one statement and adds them with one `addBulk` per type. A
+   * PRODUCER span (`send <job type>`) covers it; each row records that
+   * span's context, so that its attempts join the trace.
    */
   async enqueueMany(
     requests: readonly JobRequest<T>[],
     options: { tx?: Queryable } = {},
   ): Promise<EnqueueResult[]> {
     if (requests.length === 0) return [];
-    const rows = requests.map((request, index) =>
-      this.#toRow(request, index, requests.length),
-    );
-    const recorded = await this.#record(rows, options.tx);
-    return recorded.map((job) => ({
-      id: job.id,
-      created: job.created,
-      scheduledAt: job.scheduled_at,
-    }));
+    const span = startSendSpan(PRODUCER_TELEMETRY_NAME, {
+      jobTypes: requests.map((r) => r.type),
+      count: requests.length,
+    });
+    const active = trace.setSpan(context.active(), span);
+    try {
+      const recorded = await context.with(active, () =>
+        this.#enqueueRows(requests, options.tx),
+      );
+      if (recorded.length === 1 && span.isRecording()) {
+        span.setAttribute(TELEMETRY_ATTRIBUTES.messageId, recorded[0]!.id);
+      }
+      this.#countSent(requests);
+      return recorded.map((job) => ({
+        id: job.id,
+        created: job.created,
+        scheduledAt: job.scheduled_at,
+      }));
+    } catch (error) {
+      this.#countSent(requests, error, span);
+      throw error;
+    } finally {
+      span.end();
+    }
   }
 
   /**
@@ -310,6 +336,37 @@ export class Producer<T extends JobType = JobType> {
     if (this.#ownsPool) await this.#pool.end();
   }
 
+  /** Validates, records and (without `tx`) dispatches, in the send span. */
+  #enqueueRows(
+    requests: readonly JobRequest<T>[],
+    tx: Queryable | undefined,
+  ): Promise<EnqueuedJob[]> {
+    const traceContext = captureTraceContext();
+    const rows = requests.map((request, index) =>
+      this.#toRow(request, index, requests.length, traceContext),
+    );
+    return this.#record(rows, tx);
+  }
+
+  /** `messaging.client.sent.messages`, per job type; with the error if any. */
+  #countSent(
+    requests: readonly JobRequest<T>[],
+    failure?: unknown,
+    span?: Span,
+  ): void {
+    const error = failure instanceof Error ? failure : undefined;
+    if (span && error) recordSpanError(span, error);
+    const counts = new Map<string, number>();
+    for (const r of requests) counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
+    for (const [jobType, count] of counts) {
+      this.#sent.add({
+        jobType,
+        count,
+        errorType: failure === undefined ? undefined : (error?.name ?? 'Error'),
+      });
+    }
+  }
+
   async #record(
     rows: NewJob[],
     tx: Queryable | undefined,
@@ -335,7 +392,12 @@ export class Producer<T extends JobType = JobType> {
     return recorded;
   }
 
-  #toRow(request: JobRequest<T>, index: number, count: number): NewJob {
+  #toRow(
+    request: JobRequest<T>,
+    index: number,
+    count: number,
+    traceContext: Record<string, string> | null,
+  ): NewJob {
     const type = this.registry.get(request.type);
     const options = request.options ?? {};
     try {
@@ -348,7 +410,7 @@ export class Producer<T extends JobType = JobType> {
         scheduled_at: scheduledAt(options),
         idempotency_key: options.idempotencyKey ?? null,
         entity_key: options.entityKey ?? null,
-        trace_context: captureTraceContext(),
+        trace_context: traceContext,
         actor: options.actor ?? null,
       };
     } catch (error) {

@@ -9,6 +9,7 @@ import {
   type Logger,
   type Pool,
   type Queryable,
+  type SecretScrubber,
 } from '@lana-jobs/core';
 import {
   statementTimeout,
@@ -46,6 +47,7 @@ export class Attempt implements JobContext {
     hardTimeLimitMs: number,
     private readonly completions?: CompletionBatcher,
     private readonly producerOf?: () => Producer,
+    private readonly secrets?: SecretScrubber,
   ) {
     this.jobId = job.id;
     this.jobType = job.job_type;
@@ -113,10 +115,23 @@ export class Attempt implements JobContext {
     fn?: (tx: Queryable) => Promise<R>,
   ): Promise<R | undefined> {
     if (this.ended) throw new LeaseLostError(this.jobId);
-    const work = fn ?? (async () => undefined);
+    const work = this.#scrubbingResult(fn ?? (async () => undefined));
     return this.completions
       ? this.completions.complete(this, work)
       : this.#transaction(work, true);
+  }
+
+  /**
+   * The result is kept in Postgres and shown by the board and the CLI: an
+   * executor that puts an upstream error text in it must not keep a secret
+   * there.
+   */
+  #scrubbingResult<R>(
+    fn: (tx: Queryable) => Promise<R>,
+  ): (tx: Queryable) => Promise<R> {
+    const secrets = this.secrets;
+    if (!secrets?.active) return fn;
+    return async (tx) => secrets.scrubJson(await fn(tx));
   }
 
   /** The completion in a transaction of its own. */

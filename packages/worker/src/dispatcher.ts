@@ -9,7 +9,11 @@ import {
   LeaseLostError,
   PermanentJobError,
   readPayload,
+  recordSpanError,
+  startProcessSpan,
+  TELEMETRY_ATTRIBUTES,
   toError,
+  traceContextOf,
   UnknownJobTypeError,
   type ClaimedJob,
   type JobTracker,
@@ -17,7 +21,9 @@ import {
   type JobTypeRegistry,
   type Logger,
   type Pool,
+  type SecretScrubber,
 } from '@lana-jobs/core';
+import { context, trace } from '@opentelemetry/api';
 import { Attempt } from './attempt.js';
 import type { Producer } from '@lana-jobs/producer';
 import type { ClaimBatcher } from './claimer.js';
@@ -25,6 +31,10 @@ import type { CompletionBatcher } from './completion-batcher.js';
 import type { AnyJobModule } from './job-module.js';
 import { JobLog } from './job-log.js';
 import type { LeaseKeeper } from './lease-keeper.js';
+import type { AttemptOutcome, WorkerMetrics } from './metrics.js';
+
+/** The tracer name of the worker's spans. */
+export const WORKER_TELEMETRY_NAME = '@lana-jobs/worker';
 
 /** How long a job waits when its claim could not reach Postgres. */
 export const CLAIM_RETRY_DELAY_MS_DEFAULT = 2_000;
@@ -55,6 +65,25 @@ export interface DispatcherOptions {
   claimRetryDelayMs?: number;
   /** How long to keep trying to give back an attempt cut off from Postgres. */
   leaseMs: number;
+  /** Counts attempts by outcome; none by default. */
+  metrics?: WorkerMetrics;
+  /**
+   * Censors the configured secrets in what an attempt records: its error
+   * (Postgres, BullMQ, the span) and its result.
+   */
+  secrets?: SecretScrubber;
+}
+
+/**
+ * How an attempt ended, filled in by the path that ends it (the BullMQ
+ * side ends by throwing, so it cannot be returned). An attempt that ends
+ * by an unexpected error is `lost`: its lease expires and a claim takes it
+ * over.
+ */
+interface AttemptRun {
+  outcome: AttemptOutcome;
+  /** The failure to record on the span, if the attempt failed. */
+  error?: Error;
 }
 
 /**
@@ -123,15 +152,48 @@ export class Dispatcher {
             'took over a job whose lease expired; previous attempt recorded lost',
           );
         }
-        return this.#run(bullJob, token, outcome.job, log);
+        return this.#observed(bullJob, token, outcome.job, log);
     }
   };
+
+  /**
+   * Runs a claimed attempt inside its CONSUMER span, a child of the trace
+   * context the job row recorded (read at the claim, from Postgres, so it
+   * survives Redis losing its data), and counts its outcome.
+   */
+  async #observed(
+    bullJob: Job,
+    token: string | undefined,
+    job: ClaimedJob,
+    log: JobLog,
+  ): Promise<void> {
+    const queue = bullJob.queueName;
+    const parent = traceContextOf(job.trace_context);
+    const span = startProcessSpan(
+      WORKER_TELEMETRY_NAME,
+      { jobId: job.id, jobType: job.job_type, queue, attempt: job.attempt },
+      parent,
+    );
+    const ended = this.#o.metrics?.attemptStarted(job.job_type, queue);
+    const run: AttemptRun = { outcome: 'lost' };
+    try {
+      await context.with(trace.setSpan(parent, span), () =>
+        this.#run(bullJob, token, job, log, run),
+      );
+    } finally {
+      span.setAttribute(TELEMETRY_ATTRIBUTES.jobOutcome, run.outcome);
+      if (run.error) recordSpanError(span, this.#scrubbed(run.error));
+      span.end();
+      ended?.(run.outcome);
+    }
+  }
 
   async #run(
     bullJob: Job,
     token: string | undefined,
     job: ClaimedJob,
     parentLog: JobLog,
+    run: AttemptRun,
   ): Promise<void> {
     const log = parentLog.with({
       job_type: job.job_type,
@@ -143,10 +205,11 @@ export class Dispatcher {
         job.job_type,
         this.#o.registry.names(),
       );
-      return this.#fail(bullJob, token, job, error, undefined, log);
+      return this.#fail(bullJob, token, job, error, undefined, log, run);
     }
     const type: JobType = module.type;
     if (job.payload_version > type.version) {
+      run.outcome = 'aborted';
       return this.#releaseNewerVersion(bullJob, token, job, type, log);
     }
 
@@ -158,6 +221,7 @@ export class Dispatcher {
       type.hardTimeLimitMs,
       this.#o.completions,
       this.#o.producer,
+      this.#o.secrets,
     );
     this.#o.leases.track(attempt);
     const timers = startTimers(attempt, type, log);
@@ -168,6 +232,7 @@ export class Dispatcher {
         attempt.signal,
       );
       if (!attempt.completed) await attempt.complete(async () => value);
+      run.outcome = 'completed';
       log.debug('attempt completed');
     } catch (thrown) {
       attempt.end();
@@ -175,11 +240,13 @@ export class Dispatcher {
         attempt.signal.aborted ? attempt.signal.reason : thrown,
       );
       if (error instanceof JobCancelledError) {
+        run.outcome = 'cancelled';
         return await this.#cancelled(job, log);
       }
       if (error instanceof ShutdownError) {
         log.warn('attempt aborted by shutdown; handed back without counting');
-        return await this.#giveBack(bullJob, token, job, error.message, log);
+        const reason = error.message;
+        return await this.#giveBack(bullJob, token, job, reason, log, run);
       }
       if (error instanceof PostgresUnavailableError) {
         log.warn(
@@ -187,9 +254,9 @@ export class Dispatcher {
           'Postgres unreachable during the attempt; giving it back without counting',
         );
         const reason = `Postgres unreachable: ${error.message}`;
-        return await this.#giveBack(bullJob, token, job, reason, log);
+        return await this.#giveBack(bullJob, token, job, reason, log, run);
       }
-      return await this.#fail(bullJob, token, job, error, type, log);
+      return await this.#fail(bullJob, token, job, error, type, log, run);
     } finally {
       timers.clear();
       this.#o.leases.untrack(attempt);
@@ -203,17 +270,22 @@ export class Dispatcher {
     error: Error,
     type: JobType | undefined,
     log: JobLog,
+    run: AttemptRun,
   ): Promise<void> {
     const lease = { jobId: job.id, token: job.lease_token };
+    // Lost unless the failure is recorded below.
+    run.error = error;
+    run.outcome = 'lost';
     if (error instanceof LeaseLostError) {
       log.warn('lease lost; attempt abandoned, its writes rolled back');
       return handBack(bullJob, token, Date.now() + LEASE_MARGIN_MS);
     }
 
     const permanent = error instanceof PermanentJobError;
+    const described = this.#describe(error);
     let decision;
     try {
-      decision = await this.#o.tracker.markFailed(lease, describeError(error), {
+      decision = await this.#o.tracker.markFailed(lease, described, {
         permanent,
         policy: type?.retry ?? {
           maxAttempts: 1,
@@ -234,6 +306,7 @@ export class Dispatcher {
       log.warn('attempt failed after its lease was lost; nothing recorded');
       return handBack(bullJob, token, Date.now() + LEASE_MARGIN_MS);
     }
+    run.outcome = decision.status === 'retrying' ? 'retrying' : 'failed';
     if (decision.status === 'retrying') {
       log.warn(
         { err: error, retry_at: decision.scheduled_at },
@@ -247,7 +320,23 @@ export class Dispatcher {
         ? 'job failed at once; not retried'
         : 'job failed for good; no attempts left',
     );
-    throw new UnrecoverableError(describeError(error));
+    throw new UnrecoverableError(described);
+  }
+
+  /** `Name: message`, secrets censored: what Postgres and BullMQ keep. */
+  #describe(error: Error): string {
+    const text = describeError(error);
+    return this.#o.secrets?.active ? this.#o.secrets.scrub(text) : text;
+  }
+
+  #scrubbed(error: Error): { name: string; message: string; stack?: string } {
+    const secrets = this.#o.secrets;
+    if (!secrets?.active) return error;
+    return {
+      name: error.name,
+      message: secrets.scrub(error.message),
+      stack: error.stack === undefined ? undefined : secrets.scrub(error.stack),
+    };
   }
 
   /** Records the cancelled attempt; the BullMQ job then completes. */
@@ -274,12 +363,14 @@ export class Dispatcher {
     job: ClaimedJob,
     reason: string,
     log: JobLog,
+    run: AttemptRun,
   ): Promise<void> {
     const lease = { jobId: job.id, token: job.lease_token };
     const giveUpAt = Date.now() + this.#o.leaseMs;
     for (;;) {
       try {
         await this.#o.tracker.release(lease, reason, 0);
+        run.outcome = 'aborted';
         return handBack(bullJob, token, Date.now());
       } catch (error) {
         if (!isConnectionError(error) || Date.now() > giveUpAt) {

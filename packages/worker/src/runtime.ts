@@ -4,6 +4,7 @@ import { Worker } from 'bullmq';
 import {
   cancelChannel,
   concurrencyVariable,
+  configSecrets,
   createLogger,
   createPool,
   createRedis,
@@ -38,6 +39,8 @@ import { CompletionBatcher } from './completion-batcher.js';
 import { Dispatcher } from './dispatcher.js';
 import type { AnyJobModule } from './job-module.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { WorkerMetrics } from './metrics.js';
+import { MetricsServer } from './metrics-server.js';
 
 /**
  * BullMQ's stall counter is never reset and would fail a job behind
@@ -84,6 +87,14 @@ export interface WorkerRuntimeOptions {
    * at start. Defaults to true.
    */
   schedules?: boolean;
+  /**
+   * Serve `/metrics` and `/healthz` on this port; 0 for a free one (read it
+   * from {@link WorkerRuntime.metricsPort}). None by default: `lana-jobs
+   * worker` passes `METRICS_PORT`.
+   */
+  metricsPort?: number;
+  /** The metrics server's interface. Defaults to every interface. */
+  metricsHost?: string;
 }
 
 /**
@@ -96,6 +107,8 @@ export class WorkerRuntime {
   readonly config: Config;
   readonly tracker: JobTracker;
   readonly logger: Logger;
+  /** This replica's Prometheus metrics. */
+  readonly metrics: WorkerMetrics;
   readonly #modules: Map<string, AnyJobModule>;
   readonly #pool: Pool;
   readonly #control: Pool;
@@ -112,6 +125,8 @@ export class WorkerRuntime {
   readonly #schedules: ScheduleStore;
   readonly #ticks: ScheduleTicks | undefined;
   readonly #consumers: OutboxConsumer[] = [];
+  readonly #metricsServer: MetricsServer | undefined;
+  #metricsListening: Promise<void> | undefined;
   #scheduleRetry: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
@@ -120,9 +135,14 @@ export class WorkerRuntime {
     this.workerId =
       options.workerId ??
       `${hostname()}:${process.pid}:${randomBytes(2).toString('hex')}`;
+    const secrets = configSecrets(this.config);
     this.logger = (
       options.logger ??
-      createLogger({ level: this.config.logLevel, component: 'worker' })
+      createLogger({
+        level: this.config.logLevel,
+        component: 'worker',
+        secrets,
+      })
     ).child({
       worker_id: this.workerId,
     });
@@ -165,6 +185,18 @@ export class WorkerRuntime {
       logger: this.logger,
       connectionName: 'lana-jobs-worker',
     });
+    this.metrics = new WorkerMetrics({
+      processMetrics: options.metricsPort !== undefined,
+    });
+    this.#metricsServer =
+      options.metricsPort === undefined
+        ? undefined
+        : new MetricsServer({
+            metrics: this.metrics,
+            port: options.metricsPort,
+            host: options.metricsHost,
+            healthy: () => !this.#closing,
+          });
     this.#leases = new LeaseKeeper(
       this.tracker,
       this.config.jobLeaseMs,
@@ -186,6 +218,8 @@ export class WorkerRuntime {
       logger: this.logger,
       claimRetryDelayMs: options.claimRetryDelayMs,
       leaseMs: this.config.jobLeaseMs,
+      metrics: this.metrics,
+      secrets,
     });
 
     this.#transportRedis = createRedis({
@@ -281,6 +315,7 @@ export class WorkerRuntime {
       this.#workers.push(this.#startWorker(module));
     }
     this.#listenForCancels();
+    this.#metricsListening = this.#listenForScrapes();
     this.#relay?.start();
     this.#reconciler?.start();
     for (const consumer of this.#consumers) {
@@ -312,6 +347,12 @@ export class WorkerRuntime {
   async waitUntilReady(): Promise<void> {
     await Promise.all(this.#workers.map((w) => w.waitUntilReady()));
     await this.#ticks?.waitUntilReady();
+    await this.#metricsListening;
+  }
+
+  /** The port `/metrics` is served on, once ready; undefined without. */
+  get metricsPort(): number | undefined {
+    return this.#metricsServer?.port;
   }
 
   /**
@@ -363,6 +404,7 @@ export class WorkerRuntime {
     this.#transportRedis.disconnect();
     this.#redis.disconnect();
     await Promise.all([this.#pool.end(), this.#control.end()]);
+    await this.#metricsServer?.close();
     this.logger.info('worker stopped');
   }
 
@@ -409,6 +451,26 @@ export class WorkerRuntime {
     if (!this.#ticks) return;
     const { upserted, removed } = await this.#schedules.syncSchedules();
     this.logger.debug({ upserted, removed }, 'schedules upserted into BullMQ');
+  }
+
+  /**
+   * Serves `/metrics`. A port that cannot be had is logged, not fatal: the
+   * replica runs its jobs without metrics, and the scrape's `up` shows it.
+   */
+  async #listenForScrapes(): Promise<void> {
+    if (!this.#metricsServer) return;
+    try {
+      await this.#metricsServer.listen();
+      this.logger.info(
+        { metrics_port: this.#metricsServer.port },
+        'serving /metrics and /healthz',
+      );
+    } catch (error) {
+      this.logger.error(
+        { err: error },
+        'cannot serve /metrics; running without it (set METRICS_PORT to a free port, or 0 for none)',
+      );
+    }
   }
 
   /** Cancels of running jobs are broadcast; the replica running one aborts it. */

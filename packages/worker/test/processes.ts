@@ -4,8 +4,25 @@ import { waitFor } from '@lana-jobs/core/testing';
 import type { Harness } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '../src/cli/main.ts');
+/** Loaded first, as in production; it does nothing without OTEL_* set. */
+export const INSTRUMENTATION = join(
+  import.meta.dirname,
+  '../../core/src/instrumentation.ts',
+);
 
-/** A `lana-jobs worker` child process, with its log lines kept. */
+/** The Node options of a child running the TypeScript sources. */
+export const SOURCE_NODE_ARGS = [
+  '--conditions=@lana-jobs/source',
+  '--import',
+  'tsx',
+  '--import',
+  INSTRUMENTATION,
+];
+
+/**
+ * A `lana-jobs worker` child process, with its log lines kept. Without
+ * `/metrics` unless `env` sets `METRICS_PORT`: tests run several at once.
+ */
 export interface WorkerProcess {
   child: ChildProcess;
   pid: number;
@@ -19,14 +36,16 @@ export function spawnWorker(
   h: Harness,
   env: Record<string, string> = {},
 ): WorkerProcess {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@lana-jobs/source', '--import', 'tsx', CLI, 'worker'],
-    {
-      env: { ...process.env, ...h.env.env, LOG_LEVEL: 'debug', ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, CLI, 'worker'], {
+    env: {
+      ...process.env,
+      ...h.env.env,
+      LOG_LEVEL: 'debug',
+      METRICS_PORT: '0',
+      ...env,
     },
-  );
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) =>

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { configSecrets, createLogger } from '@lana-jobs/core';
 import { builtinJobs } from '../jobs/index.js';
 import { WorkerRuntime } from '../runtime.js';
 import { cliContext } from './context.js';
@@ -25,12 +26,20 @@ export function workerCommand(): Command {
           command,
         );
       }
-      const { config, logger } = cliContext('worker');
+      const { config } = cliContext('worker');
+      // Secret values censored in every line, also inside error texts.
+      const logger = createLogger({
+        level: config.logLevel,
+        component: 'worker',
+        secrets: configSecrets(config),
+      });
       const runtime = new WorkerRuntime({
         jobs: builtinJobs,
         config,
         logger,
         types,
+        // METRICS_PORT 0 means none.
+        metricsPort: config.metricsPort || undefined,
       }).start();
       await runtime.waitUntilReady();
       const signal = await waitForSignal();
