@@ -285,9 +285,17 @@ function required(
   );
 }
 
+/**
+ * A request that got no answer. Only the network error's code goes into
+ * the message: fetch's own message can quote a header value, and the
+ * App-Token header is a secret.
+ */
 function noAnswer(request: string, error: unknown): SumsubApiError {
   const timeout = error instanceof Error && error.name === 'TimeoutError';
-  const reason = error instanceof Error ? error.message : String(error);
+  const code = networkCode(error);
+  const reason =
+    code ??
+    'the request could not be sent (are SUMSUB_APP_TOKEN and SUMSUB_SECRET_KEY single lines of text?)';
   return new SumsubApiError(
     timeout
       ? `Sumsub did not answer ${request} in time`
@@ -295,8 +303,15 @@ function noAnswer(request: string, error: unknown): SumsubApiError {
     null,
     timeout ? 'timeout' : 'network',
     null,
-    { cause: error },
+    // The cause only when it is the network's: it carries no header.
+    code ? { cause: error } : undefined,
   );
+}
+
+/** `ECONNREFUSED`, `ENOTFOUND`, … of a fetch that failed in the network. */
+function networkCode(error: unknown): string | undefined {
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
 }
 
 function parseJson(text: string): unknown {
