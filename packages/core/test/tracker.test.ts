@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IdempotencyConflictError, LeaseLostError } from '../src/errors.js';
 import { createTestEnv, type TestEnv } from '../src/testing.js';
 import { JobTracker, type NewJob } from '../src/tracker.js';
 import { RETRY_POLICY_DEFAULT } from '../src/retry-policy.js';
-import { migrate } from '../src/migrate.js';
+import { CORE_MIGRATIONS_DIR, migrate } from '../src/migrate.js';
 
 let env: TestEnv;
 let tracker: JobTracker;
@@ -328,7 +329,11 @@ describe('JobTracker idempotency keys', () => {
       logger: env.logger,
     };
     const [before] = await tracker.enqueue([job({ idempotency_key: 'old' })]);
-    await migrate({ ...opts, direction: 'down', count: 1 });
+    // Back to before 0006, which made the key table: it and every later one.
+    const since0006 = readdirSync(CORE_MIGRATIONS_DIR).filter(
+      (f) => /^\d{4}_.*\.sql$/.test(f) && Number(f.slice(0, 4)) >= 6,
+    ).length;
+    await migrate({ ...opts, direction: 'down', count: since0006 });
     // A job recorded by the previous version, which knew no key table.
     const legacy = randomUUID();
     await env.pool.query(
