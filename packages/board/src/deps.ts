@@ -23,6 +23,11 @@ export interface BoardDeps {
   jobTypes: JobTypeRegistry;
   /** The BullMQ queue of each job type, by type name. */
   queues: ReadonlyMap<string, Queue>;
+  /**
+   * The queue of the schedule ticks (`schedule-ticks`), shown in Bull Board
+   * beside the job types' and pausable, but never retried from the board.
+   */
+  scheduleQueue?: Queue;
 }
 
 /** The rules the board evaluates. */

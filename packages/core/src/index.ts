@@ -12,3 +12,5 @@ export * from './tracker.js';
 export * from './trace-context.js';
 export { trackerSql, type TrackerSql } from './sql/tracker-sql.js';
 export * from './pg-listener.js';
+export * from './personal.js';
+export * from './telemetry.js';

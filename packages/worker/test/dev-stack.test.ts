@@ -43,6 +43,7 @@ let root: string;
 let dataDir: string;
 let pgPort: number;
 let redisPort: number;
+let boardPort: number;
 const running = new Set<ChildProcess>();
 
 beforeAll(async () => {
@@ -53,6 +54,8 @@ beforeAll(async () => {
   pgPort = await freePort();
   do redisPort = await freePort();
   while (redisPort === pgPort);
+  do boardPort = await freePort();
+  while (boardPort === pgPort || boardPort === redisPort);
 });
 
 afterAll(async () => {
@@ -119,7 +122,16 @@ function exitOf(child: ChildProcess, timeoutMs: number) {
 function dev(args: string[], env = devEnv()): DevRun {
   const child = spawn(
     process.execPath,
-    ['--conditions=@lana-jobs/source', '--import', 'tsx', CLI, 'dev', ...args],
+    [
+      '--conditions=@lana-jobs/source',
+      '--import',
+      'tsx',
+      CLI,
+      'dev',
+      '--board-port',
+      String(boardPort),
+      ...args,
+    ],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   running.add(child);
@@ -250,6 +262,24 @@ async function stopAndCheck(run: DevRun): Promise<void> {
   expect(pids.filter(isRunning)).toEqual([]);
   expect(await isFree(pgPort)).toBe(true);
   expect(await isFree(redisPort)).toBe(true);
+  expect(await isFree(boardPort)).toBe(true);
+}
+
+/** Logs in as a demo user; returns the session cookie. */
+async function logIn(url: string, user: string, password: string) {
+  const response = await fetch(`${url}/login`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      origin: url,
+    },
+    body: new URLSearchParams({ username: user, password }),
+    redirect: 'manual',
+  });
+  expect(response.status).toBe(303);
+  const cookie = response.headers.get('set-cookie');
+  expect(cookie).toBeTruthy();
+  return cookie!.split(';')[0]!;
 }
 
 describe('lana-jobs dev', () => {
@@ -279,6 +309,18 @@ describe('lana-jobs dev', () => {
       /embedded SMTP sink ready at smtp:\/\/127\.0\.0\.1:\d+ .*set SMTP_URL/,
     );
     expect(run.stderr()).not.toContain('lana-jobs-dev-secret-key');
+
+    // The board, with the demo users it prints.
+    const board = await run.waitForLog(/^board ready at /);
+    expect(board.msg).toContain(`http://localhost:${boardPort}`);
+    expect(board.msg).toMatch(/operator \/ operator-demo \(operator\)/);
+    const url = `http://localhost:${boardPort}`;
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const cookie = await logIn(url, 'viewer', 'viewer-demo');
+    const jobs = await fetch(`${url}/api/jobs?type=canary`, {
+      headers: { cookie },
+    });
+    expect(jobs.status).toBe(200);
     expect(messages).toContain(
       'demo data seeded: 6 customers, 3 credit facilities, 2 approval processes, 6 payments due',
     );

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { loadConfig } from '@lana-jobs/core';
 import { EMBEDDED_PG_PORT_DEFAULT } from '../dev/embedded-postgres.js';
 import { EMBEDDED_REDIS_PORT_DEFAULT } from '../dev/redis-server.js';
 import { runDevStack } from '../dev/stack.js';
@@ -10,6 +11,7 @@ interface DevFlags {
   dataDir: string;
   pgPort: string;
   redisPort: string;
+  boardPort?: string;
 }
 
 export function devCommand(): Command {
@@ -34,12 +36,23 @@ export function devCommand(): Command {
         'port of the redis-server child',
       ).default(String(EMBEDDED_REDIS_PORT_DEFAULT)),
     )
+    .addOption(
+      new Option(
+        '--board-port <port>',
+        'port of the board (0 picks a free one; default: PORT, 3000)',
+      ),
+    )
     .action(async (flags: DevFlags) => {
       const pgPort = parsePort(flags.pgPort, '--pg-port', command);
       const redisPort = parsePort(flags.redisPort, '--redis-port', command);
-      if (pgPort === redisPort) {
+      const boardPort =
+        flags.boardPort === undefined
+          ? loadConfig().port
+          : parsePort(flags.boardPort, '--board-port', command, 0);
+      const ports = [pgPort, redisPort, boardPort].filter((p) => p !== 0);
+      if (new Set(ports).size !== ports.length) {
         throw new UsageError(
-          `--pg-port and --redis-port must differ, both are ${pgPort}`,
+          `--pg-port, --redis-port and --board-port must differ, got ${pgPort}, ${redisPort} and ${boardPort}`,
           command,
         );
       }
@@ -48,6 +61,7 @@ export function devCommand(): Command {
         dataDir: resolve(flags.dataDir),
         pgPort,
         redisPort,
+        boardPort,
         env: process.env,
         logger,
       });
@@ -55,11 +69,16 @@ export function devCommand(): Command {
   return command;
 }
 
-function parsePort(value: string, flag: string, command: Command): number {
+function parsePort(
+  value: string,
+  flag: string,
+  command: Command,
+  min = 1,
+): number {
   const port = Number(value);
-  if (!/^\d+$/.test(value) || port < 1 || port > 65_535) {
+  if (!/^\d+$/.test(value) || port < min || port > 65_535) {
     throw new UsageError(
-      `${flag} must be a port number (1 to 65535), got '${value}'`,
+      `${flag} must be a port number (${min} to 65535), got '${value}'`,
       command,
     );
   }

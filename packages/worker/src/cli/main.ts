@@ -6,8 +6,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, PermanentJobError } from '@lana-jobs/core';
+import { boardCommand } from './board.js';
 import { devCommand } from './dev.js';
 import { enqueueCommand } from './enqueue.js';
+import { hashPasswordCommand } from './hash-password.js';
 import { migrateCommand } from './migrate.js';
 import { statusCommand } from './status.js';
 import { workerCommand } from './worker.js';
@@ -25,9 +27,11 @@ export function buildProgram(): Command {
   for (const command of [
     migrateCommand(),
     workerCommand(),
+    boardCommand(),
     enqueueCommand(),
     statusCommand(),
     devCommand(),
+    hashPasswordCommand(),
   ]) {
     program.addCommand(command.exitOverride());
   }

@@ -2,7 +2,8 @@
  * The dev stack (`lana-jobs dev`, `pnpm start`): an embedded Postgres and a
  * `redis-server` child (each replaced by DATABASE_URL / REDIS_URL), the
  * Sumsub emulator and an SMTP sink in-process (replaced by SUMSUB_BASE_URL /
- * SMTP_URL), the migrations, the demo data, two worker replicas, a few
+ * SMTP_URL), the migrations, the demo data, two worker replicas, the
+ * board (on PORT, with demo users unless BOARD_USERS is set), a few
  * canary jobs and the demo's first jobs; runs until SIGINT
  * or SIGTERM, then stops what it started, last started first.
  */
@@ -10,7 +11,9 @@ import { createServer } from 'node:net';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { LanaJobsError, loadConfig, type Logger } from '@lana-jobs/core';
+import type { RunningBoard } from '@lana-jobs/board';
 import { migrateAll } from '../migrations.js';
+import { startDevBoard } from './board.js';
 import { runCanaries } from './canaries.js';
 import { describeExit } from './child-process.js';
 import { DevDemo } from './demo.js';
@@ -37,6 +40,8 @@ export interface DevStackOptions {
   dataDir: string;
   pgPort: number;
   redisPort: number;
+  /** The board's port (`--board-port`, `PORT` by default: 3000). */
+  boardPort: number;
   /** DATABASE_URL and REDIS_URL here replace the embedded servers. */
   env: NodeJS.ProcessEnv;
   logger: Logger;
@@ -85,6 +90,8 @@ async function preflight(options: DevStackOptions): Promise<Plan> {
   }
   if (plan.redis)
     await assertPortFree(options.redisPort, '--redis-port', 'REDIS_URL');
+  if (options.boardPort !== 0)
+    await assertPortFree(options.boardPort, '--board-port', 'PORT');
   return plan;
 }
 
@@ -98,7 +105,7 @@ function assertPortFree(
     probe.once('error', (error: NodeJS.ErrnoException) =>
       reject(
         new LanaJobsError(
-          `port ${port} on 127.0.0.1 is not free (${error.code ?? error.message}): is another dev stack running? Choose another ${option} or set ${variable}`,
+          `port ${port} on 127.0.0.1 is not free (${error.code ?? error.message}): is another dev stack running? Choose another ${option}${variable === 'PORT' ? '' : ` or set ${variable}`}`,
         ),
       ),
     );
@@ -114,6 +121,7 @@ class DevStack {
   #services: EmbeddedServices | undefined;
   #demo: DevDemo | undefined;
   #replicas: WorkerReplica[] = [];
+  #board: RunningBoard | undefined;
 
   constructor(private readonly options: DevStackOptions) {
     this.#logger = options.logger;
@@ -186,6 +194,12 @@ class DevStack {
           failure: `worker replica ${replica.index} ${error ? `could not start: ${error.message}` : `exited with ${describeExit(replica.child)}`}`,
         }),
     });
+    this.#board = await startDevBoard(
+      env,
+      this.options.boardPort,
+      this.#logger,
+    );
+    if (stopping()) return;
     await this.#demo.start(this.#abort.signal);
     await runCanaries({
       config,
@@ -251,6 +265,7 @@ class DevStack {
    */
   async #teardown(): Promise<void> {
     const steps: [string, () => Promise<void>][] = [
+      ['board', async () => this.#board?.close()],
       ['demo', async () => this.#demo?.close()],
       [
         'worker replicas',
@@ -261,6 +276,7 @@ class DevStack {
       ['embedded Postgres', async () => this.#postgres?.stop()],
     ];
     const started = [
+      this.#board,
       this.#demo,
       this.#replicas.length > 0,
       this.#services?.sumsub ?? this.#services?.smtp,

@@ -19,6 +19,8 @@ export const approvalProcessingType = defineJobType({
     processId: z.guid(),
   }),
   hardTimeLimitMs: 60_000,
+  // It approves disbursals: an operator's retry needs a second operator.
+  movesMoney: true,
 });
 
 /**

@@ -1,4 +1,4 @@
-import { defineJobType } from '@lana-jobs/core';
+import { defineJobType, personal } from '@lana-jobs/core';
 import { z } from 'zod';
 import { defineJob } from '../../job-module.js';
 
@@ -13,8 +13,11 @@ export const canaryType = defineJobType({
   name: 'canary',
   version: 2,
   schema: z.object({
-    /** Free text shown in the history, e.g. who sent it. */
-    label: z.string().max(200).default('canary'),
+    /**
+     * Free text shown in the history, e.g. who sent it: personal, since it
+     * may name a person (redacted for the board's viewers).
+     */
+    label: personal(z.string().max(200)).default('canary'),
     /** Test hook: the attempt fails while its number is ≤ this. */
     failAttempts: z.number().int().min(0).default(0),
     /** Test hook: the attempt waits this long (honouring its signal). */
@@ -22,7 +25,7 @@ export const canaryType = defineJobType({
   }),
   previousVersions: {
     1: {
-      schema: z.object({ note: z.string().max(200).optional() }),
+      schema: z.object({ note: personal(z.string().max(200)).optional() }),
       upcast: (v1: { note?: string }) => ({ label: v1.note ?? 'canary' }),
     },
   },

@@ -45,6 +45,8 @@ export function defineInterestAccrualType(retry?: Partial<RetryPolicy>) {
     concurrency: 4,
     hardTimeLimitMs: INTEREST_ACCRUAL_HARD_TIME_LIMIT_MS,
     retry,
+    // It posts interest: an operator's retry needs a second operator.
+    movesMoney: true,
   });
 }
 

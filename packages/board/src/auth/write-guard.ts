@@ -1,0 +1,79 @@
+/**
+ * Writes (every method but GET and HEAD) are refused unless they come from
+ * the board's own origin and, but for logging out, from an operator. Each
+ * refusal is audited. The origin check is the CSRF defence, on top of the
+ * SameSite=Strict cookie: `Origin` (or, when a browser sends none,
+ * `Referer`) must be `BOARD_ORIGIN`, or the request's own `proto://host`
+ * when that is unset. A request with neither header is not from a browser
+ * page: accepted with Basic credentials (an API client), refused with a
+ * session cookie.
+ */
+import type { Request, RequestHandler } from 'express';
+import type { Config } from '@lana-jobs/core';
+import { sendError } from '../http/http-error.js';
+import type { AuditLog } from '../operations/audit.js';
+import { principalOf } from './authenticate.js';
+import type { Principal } from './users.js';
+
+/** Writes a viewer may make: ending their own session. */
+const VIEWER_WRITES = new Set(['POST /logout']);
+
+export function writeGuard(config: Config, audit: AuditLog): RequestHandler {
+  return async (req, res, next) => {
+    if (req.method === 'GET' || req.method === 'HEAD') return next();
+    const principal = principalOf(res);
+
+    const problem =
+      originProblem(req, principal, config.boardOrigin) ??
+      roleProblem(req, principal);
+    if (!problem) return next();
+
+    await audit.refused(principal, {
+      action: `${req.method} ${req.originalUrl.split('?')[0]}`.slice(0, 300),
+      detail: { status: 403, error: problem },
+    });
+    sendError(req, res, 403, problem);
+  };
+}
+
+/** The origin the board answers on. */
+export function boardOrigin(req: Request, configured?: string): string {
+  return configured ?? `${req.protocol}://${req.get('host')}`;
+}
+
+function originProblem(
+  req: Request,
+  principal: Principal,
+  configured: string | undefined,
+): string | undefined {
+  const expected = boardOrigin(req, configured);
+  const origin = req.get('origin');
+  if (origin !== undefined) {
+    return origin === expected
+      ? undefined
+      : `cross-origin write refused: Origin '${origin}' is not the board's origin '${expected}'`;
+  }
+  const referer = req.get('referer');
+  if (referer !== undefined) {
+    const from = refererOrigin(referer);
+    return from === expected
+      ? undefined
+      : `cross-origin write refused: Referer origin '${from ?? referer}' is not the board's origin '${expected}'`;
+  }
+  if (principal.via === 'basic') return undefined;
+  return `write refused: a write with a session cookie must carry an Origin or Referer header of the board's origin '${expected}'`;
+}
+
+function roleProblem(req: Request, principal: Principal): string | undefined {
+  if (principal.role === 'operator') return undefined;
+  if (VIEWER_WRITES.has(`${req.method} ${req.path}`)) return undefined;
+  return `user '${principal.name}' is a ${principal.role}: viewers may only read; ask an operator`;
+}
+
+function refererOrigin(referer: string): string | undefined {
+  try {
+    return new URL(referer).origin;
+  } catch {
+    return undefined;
+  }
+}
