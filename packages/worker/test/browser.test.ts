@@ -120,9 +120,9 @@ async function logIn(name: keyof typeof USERS): Promise<Page> {
 /** Bull Board's page, once its "Loading..." is gone. */
 async function openBullBoard(page: Page, path = ''): Promise<void> {
   await page.goto(`/board/${path}`);
-  await page.waitForFunction(
-    () => !document.body.innerText.includes('Loading...'),
-  );
+  await page
+    .getByText('Loading...')
+    .waitFor({ state: 'hidden', timeout: 15_000 });
 }
 
 async function screenshot(page: Page, name: string): Promise<void> {
@@ -132,16 +132,10 @@ async function screenshot(page: Page, name: string): Promise<void> {
   });
 }
 
-async function failedJob(
-  producer: ReturnType<Harness['producer']>,
-  type: string,
-) {
-  const { id } = await producer.enqueue(
-    type as never,
-    {
-      failAttempts: 1,
-    } as never,
-  );
+/** A job of `type` that failed its one attempt. */
+async function failedJob(type: 'browser-flaky' | 'browser-transfer') {
+  const producer = h.producer([flakyType, transferType]);
+  const { id } = await producer.enqueue(type, { failAttempts: 1 });
   await h.waitForStatus(id, 'failed');
   return id;
 }
@@ -157,8 +151,7 @@ async function auditRows(jobId: string) {
 
 describe('the board in Chromium', () => {
   it('a viewer sees the queues and a failed job with its error, and cannot retry it', async () => {
-    const producer = h.producer([flakyType, transferType]);
-    const id = await failedJob(producer, 'browser-flaky');
+    const id = await failedJob('browser-flaky');
 
     const page = await logIn('vera');
     await page.getByText('ledger unavailable on attempt 1').first().waitFor();
@@ -189,8 +182,7 @@ describe('the board in Chromium', () => {
   }, 60_000);
 
   it('an operator retries it from Bull Board with a reason; the job runs again and the audit has the row', async () => {
-    const producer = h.producer([flakyType]);
-    const id = await failedJob(producer, 'browser-flaky');
+    const id = await failedJob('browser-flaky');
 
     const page = await logIn('olga');
     await openBullBoard(page, 'queue/browser-flaky?status=failed');
@@ -224,8 +216,7 @@ describe('the board in Chromium', () => {
   }, 60_000);
 
   it('a money-moving retry waits for a second operator, who approves it', async () => {
-    const producer = h.producer([transferType]);
-    const id = await failedJob(producer, 'browser-transfer');
+    const id = await failedJob('browser-transfer');
 
     const olga = await logIn('olga');
     const row = olga.locator('tr', { hasText: id });
