@@ -67,7 +67,13 @@ async function login(
     name && password ? await options.users.verify(name, password) : null;
   if (!user) {
     options.limiter.recordFailure(name, ip);
-    options.logger.warn({ user: name.slice(0, 64), ip }, 'board login failed');
+    // An unknown name is not logged: it is often a password typed into the
+    // wrong field.
+    const known = options.users.find(name) !== undefined;
+    options.logger.warn(
+      { user: known ? name : '(unknown user)', ip },
+      'board login failed',
+    );
     res.status(401).type('html').send(loginPage(next, WRONG_CREDENTIALS));
     return;
   }
