@@ -164,6 +164,13 @@ export interface Config {
    */
   boardOrigin: string | undefined;
   /**
+   * `BOARD_TRUST_PROXY`: which proxies in front of the board are believed
+   * about the client's address and protocol (`X-Forwarded-For`, `-Proto`):
+   * `loopback` (the default), `false` (none), a hop count, or a comma list
+   * of addresses and CIDR ranges. Express's `trust proxy` setting.
+   */
+  boardTrustProxy: string | number | false;
+  /**
    * `ALERT_RULES_FILE`: a JSON file of alert thresholds per job type
    * (README, Alerts). Unset: the built-in thresholds.
    */
@@ -269,6 +276,7 @@ export function loadConfig(env: Env = process.env): Config {
     boardUsers: read.boardUsers('BOARD_USERS'),
     boardSessionSecret: read.secret('BOARD_SESSION_SECRET'),
     boardOrigin: read.origin('BOARD_ORIGIN'),
+    boardTrustProxy: read.trustProxy('BOARD_TRUST_PROXY'),
     alertRulesFile: read.secret('ALERT_RULES_FILE'),
     alertEveryMs: read.duration('ALERT_EVERY', ALERT_EVERY_DEFAULT),
   };
@@ -426,6 +434,24 @@ class EnvReader {
       return parseDurationMs(fallback)!;
     }
     return ms;
+  }
+
+  /** Express's `trust proxy`: `loopback`, `false`, hops, or addresses. */
+  trustProxy(name: string): string | number | false {
+    const value = this.raw(name) ?? 'loopback';
+    if (value === 'false') return false;
+    if (/^\d+$/.test(value)) return Number(value);
+    const entries = value.split(',').map((e) => e.trim());
+    const ok = entries.every((e) =>
+      /^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/.test(e),
+    );
+    if (!ok) {
+      this.problems.push(
+        `${name} must be loopback, false, a hop count, or addresses and CIDR ranges separated by commas, got '${value}'`,
+      );
+      return 'loopback';
+    }
+    return entries.join(',');
   }
 
   /** An origin (scheme, host and port, no path), or undefined when unset. */

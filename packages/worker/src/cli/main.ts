@@ -4,6 +4,8 @@
  * usage, never a stack trace, and exit 2; a failure of the work itself
  * exits 1.
  */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, PermanentJobError } from '@lana-jobs/core';
 import { boardCommand } from './board.js';
@@ -76,9 +78,22 @@ function findCommand(program: Command, args: string[]): Command {
   return program.commands.find((c) => c.name() === name) ?? program;
 }
 
-const isEntry =
-  import.meta.url === `file://${process.argv[1]}` ||
-  process.argv[1]?.endsWith('/lana-jobs');
+/**
+ * Run when this file is the script itself (`node … main.ts`), not when the
+ * bin imports it (it calls `main` itself): compared by real path, so a
+ * symlinked entry counts once.
+ */
+function isEntryScript(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+const isEntry = isEntryScript();
 if (isEntry) {
   main(process.argv).then(
     (code) => {

@@ -51,6 +51,8 @@ export async function startDevBoard(
     logger,
     jobTypes: builtinJobTypes,
     port,
+    // Loopback only: the demo operators' passwords are printed and public.
+    host: demo ? '127.0.0.1' : undefined,
   });
   const address = `http://localhost:${board.port}`;
   if (demo) {
