@@ -487,6 +487,10 @@ class EnvReader {
       .forEach((entry, index) => {
         const [user, role, hash, ...rest] = entry.split(':');
         const where = `${name} entry ${index + 1}${user ? ` ('${user}')` : ''}`;
+        if (role === undefined) {
+          this.problems.push(`${where}: must be name:role:hash`);
+          return;
+        }
         if (!user || !/^[A-Za-z0-9_.@-]{1,64}$/.test(user)) {
           this.problems.push(
             `${where}: the user name must be 1-64 letters, digits, '.', '_', '@' or '-'`,

@@ -91,3 +91,86 @@ describe('loadConfig for the built-in jobs', () => {
     expect(loadConfig({ METRICS_PORT: '0' }).metricsPort).toBe(0);
   });
 });
+
+describe('loadConfig: the board and alerts', () => {
+  const HASH = 'scrypt$1024$8$1$c2FsdA$a2V5';
+
+  function problemsOf(env: Record<string, string>): readonly string[] {
+    try {
+      loadConfig(env);
+    } catch (error) {
+      return (error as ConfigError).problems;
+    }
+    return [];
+  }
+
+  it('should default to no users, no origin, loopback proxies and 5 s alerts', () => {
+    const config = loadConfig({});
+    expect(config.boardUsers).toEqual([]);
+    expect(config.boardSessionSecret).toBeUndefined();
+    expect(config.boardOrigin).toBeUndefined();
+    expect(config.boardTrustProxy).toBe('loopback');
+    expect(config.alertEveryMs).toBe(5_000);
+    expect(config.port).toBe(3000);
+    expect(config.metricsPort).toBe(9464);
+  });
+
+  it('should read users separated by commas or spaces', () => {
+    const config = loadConfig({
+      BOARD_USERS: `alice:operator:${HASH}, bob:viewer:${HASH}\ncarol:viewer:${HASH}`,
+    });
+    expect(config.boardUsers.map((u) => [u.name, u.role])).toEqual([
+      ['alice', 'operator'],
+      ['bob', 'viewer'],
+      ['carol', 'viewer'],
+    ]);
+    expect(config.boardUsers[0]!.passwordHash).toBe(HASH);
+  });
+
+  it('should name a bad user entry by position and name, never by its hash', () => {
+    const problems = problemsOf({
+      BOARD_USERS: `alice:admin:${HASH},bob:viewer:plaintext-pw,alice:viewer:${HASH},bad name:viewer:${HASH}`,
+    });
+    expect(problems).toEqual([
+      "BOARD_USERS entry 1 ('alice'): the role must be viewer or operator, got 'admin'",
+      "BOARD_USERS entry 2 ('bob'): the password must be a hash from 'lana-jobs hash-password' (scrypt$...)",
+      "BOARD_USERS entry 4 ('bad'): must be name:role:hash",
+    ]);
+    expect(problems.join('\n')).not.toContain('plaintext-pw');
+    expect(problems.join('\n')).not.toContain(HASH);
+  });
+
+  it('should refuse a user listed twice', () => {
+    expect(
+      problemsOf({
+        BOARD_USERS: `alice:viewer:${HASH},alice:operator:${HASH}`,
+      }),
+    ).toEqual(["BOARD_USERS entry 2 ('alice'): user 'alice' is listed twice"]);
+  });
+
+  it('should read an origin, a trust-proxy setting and an alert interval, naming bad ones', () => {
+    const config = loadConfig({
+      BOARD_ORIGIN: 'https://jobs.bank.example',
+      BOARD_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1',
+      ALERT_EVERY: '30s',
+    });
+    expect(config.boardOrigin).toBe('https://jobs.bank.example');
+    expect(config.boardTrustProxy).toBe('10.0.0.0/8,127.0.0.1');
+    expect(config.alertEveryMs).toBe(30_000);
+    expect(loadConfig({ BOARD_TRUST_PROXY: '2' }).boardTrustProxy).toBe(2);
+    expect(loadConfig({ BOARD_TRUST_PROXY: 'false' }).boardTrustProxy).toBe(
+      false,
+    );
+    expect(
+      problemsOf({
+        BOARD_ORIGIN: 'https://jobs.bank.example/board',
+        BOARD_TRUST_PROXY: 'everyone',
+        ALERT_EVERY: '0',
+      }),
+    ).toEqual([
+      "BOARD_ORIGIN must be an origin such as https://jobs.example.com, got 'https://jobs.bank.example/board'",
+      "BOARD_TRUST_PROXY must be loopback, false, a hop count, or addresses and CIDR ranges separated by commas, got 'everyone'",
+      "ALERT_EVERY must be a duration such as 500ms, 5s or 1m, got '0'",
+    ]);
+  });
+});
