@@ -1,10 +1,11 @@
 /**
  * The board's Express app. In order: health and metrics (public), the
- * login form, then authentication in front of everything else, the write
- * guard (origin and role, refusals audited), Bull Board at `/board`, the
- * API under `/api`, and the board's own page at `/`.
+ * login form (origin-checked), then authentication in front of everything
+ * else, the write guard (origin and role, refusals audited), Bull Board at
+ * `/board`, the API under `/api`, and the board's own page at `/`.
  */
 import express, { type Express, type RequestHandler } from 'express';
+import type { Queue } from 'bullmq';
 import { createProducer, SCHEDULE_TICK_QUEUE } from '@lana-jobs/producer';
 import { jobsApi } from './api/jobs-api.js';
 import { authenticate } from './auth/authenticate.js';
@@ -15,7 +16,7 @@ import {
 import { loginRoutes, logoutRoute } from './auth/login-routes.js';
 import { sessionMiddleware, sessionSecret } from './auth/session.js';
 import { BoardUsers } from './auth/users.js';
-import { writeGuard } from './auth/write-guard.js';
+import { loginOriginGuard, writeGuard } from './auth/write-guard.js';
 import { BOARD_BASE_PATH, bullBoards } from './bull-board/boards.js';
 import { bullBoardGuard } from './bull-board/guard.js';
 import {
@@ -46,7 +47,6 @@ export interface BoardAppDeps extends BoardDeps {
 export type BoardApp = Express & { close(): Promise<void> };
 
 export function createBoardApp(deps: BoardAppDeps): BoardApp {
-  const schema = deps.config.databaseSchema;
   const producer = createProducer({
     jobTypes: deps.jobTypes,
     config: deps.config,
@@ -57,29 +57,62 @@ export function createBoardApp(deps: BoardAppDeps): BoardApp {
   if (deps.scheduleQueue) queues.set(SCHEDULE_TICK_QUEUE, deps.scheduleQueue);
   const operations = new OperatorService({
     pool: deps.pool,
-    schema,
+    schema: deps.config.databaseSchema,
     jobTypes: deps.jobTypes,
     queues,
     producer,
     logger: deps.logger,
   });
-  const users = new BoardUsers(deps.config.boardUsers, deps.logger);
-  const limiter = new LoginLimiter(deps.loginLimits);
 
   const app = express() as BoardApp;
-  app.disable('x-powered-by');
-  // X-Forwarded-* is believed from a proxy on this host only.
-  app.set('trust proxy', 'loopback');
-  app.use(securityHeaders);
+  publicRoutes(app, deps);
+  loginAndGuards(app, deps, operations);
+  bullBoardRoutes(app, queues, operations);
+  boardRoutes(app, deps, operations);
+  app.close = () => producer.close();
+  return app;
+}
 
+/** Health and metrics: before any session or login. */
+function publicRoutes(app: Express, deps: BoardAppDeps): void {
+  app.disable('x-powered-by');
+  // X-Forwarded-* is believed from the proxies BOARD_TRUST_PROXY names
+  // (loopback by default): req.ip for the login limits, req.secure.
+  app.set('trust proxy', deps.config.boardTrustProxy);
+  app.use(securityHeaders);
   app.use(healthRoutes({ pool: deps.pool, redis: deps.redis }));
   app.get('/metrics', metricsHandler(deps.metrics));
-  app.use(sessionMiddleware(sessionSecret(deps.config, deps.logger)));
-  app.use(loginRoutes({ users, limiter, logger: deps.logger }));
+}
 
-  app.use(authenticate({ users, limiter, logger: deps.logger }));
-  app.use(writeGuard(deps.config, operations.audit));
+/**
+ * The session cookie, the login form (origin-checked), then authentication
+ * in front of everything else and the write guard (origin and role,
+ * refusals audited).
+ */
+function loginAndGuards(
+  app: Express,
+  deps: BoardAppDeps,
+  operations: OperatorService,
+): void {
+  const { config, logger } = deps;
+  const users = new BoardUsers(config.boardUsers, logger);
+  const limiter = new LoginLimiter(deps.loginLimits);
+  const secret = sessionSecret(config, logger);
+  app.use(sessionMiddleware(secret, { origin: config.boardOrigin }));
+  app.post('/login', loginOriginGuard(config, logger));
+  app.use(loginRoutes({ users, limiter, logger }));
+
+  app.use(authenticate({ users, limiter, logger }));
+  app.use(writeGuard(config, operations.audit));
   app.use(logoutRoute());
+}
+
+/** Bull Board at `/board`, its writes routed through the operator service. */
+function bullBoardRoutes(
+  app: Express,
+  queues: ReadonlyMap<string, Queue>,
+  operations: OperatorService,
+): void {
   app.get(REASON_SCRIPT_PATH, serveReasonScript);
   app.use(
     BOARD_BASE_PATH,
@@ -90,9 +123,17 @@ export function createBoardApp(deps: BoardAppDeps): BoardApp {
       page: injectReasonScript,
     }),
   );
+}
+
+/** The API under `/api`, the board's page at `/`, then 404 and errors. */
+function boardRoutes(
+  app: Express,
+  deps: BoardAppDeps,
+  operations: OperatorService,
+): void {
   const shared = {
     pool: deps.pool,
-    schema,
+    schema: deps.config.databaseSchema,
     jobTypes: deps.jobTypes,
     operations,
     alerts: deps.alerts,
@@ -104,8 +145,6 @@ export function createBoardApp(deps: BoardAppDeps): BoardApp {
     throw new HttpError(404, `nothing at ${req.method} ${req.path}`);
   });
   app.use(errorHandler(deps.logger));
-  app.close = () => producer.close();
-  return app;
 }
 
 const securityHeaders: RequestHandler = (_req, res, next) => {

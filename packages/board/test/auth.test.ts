@@ -213,3 +213,151 @@ describe('failed logins are limited', () => {
     expect((await postLogin('alice', PASSWORD)).status).toBe(303);
   });
 });
+
+describe('a burst of parallel wrong logins', () => {
+  const LIMIT = 5;
+  const BURST = 30;
+
+  /** Statuses of `n` logins sent at once, counted by status. */
+  async function burst(send: (i: number) => Promise<Response>) {
+    const responses = await Promise.all(
+      Array.from({ length: BURST }, (_, i) => send(i)),
+    );
+    const counts: Record<number, number> = {};
+    for (const res of responses)
+      counts[res.status] = (counts[res.status] ?? 0) + 1;
+    return counts;
+  }
+
+  /** alice's hash at a real cost, so that the burst overlaps its scrypt. */
+  async function slowAlice(limits: Record<string, number>) {
+    const { hashPassword } = await import('../src/auth/password.js');
+    const hash = await hashPassword(PASSWORD, { N: 2 ** 14 });
+    return createBoardHarness({
+      env: { BOARD_USERS: `alice:operator:${hash}` },
+      loginLimits: { failuresPerUser: 100, failuresPerIp: 100, ...limits },
+    });
+  }
+
+  it('for one user through the form: at most the limit get 401, the rest 429', async () => {
+    h = await slowAlice({ failuresPerUser: LIMIT });
+    const counts = await burst((i) => postLogin('alice', `wrong ${i}`));
+    expect(counts[401]).toBe(LIMIT);
+    expect(counts[429]).toBe(BURST - LIMIT);
+    // The right password is refused too while the name is locked.
+    expect((await postLogin('alice', PASSWORD)).status).toBe(429);
+  });
+
+  it('for one user with Basic: at most the limit get 401, the rest 429', async () => {
+    h = await slowAlice({ failuresPerUser: LIMIT });
+    const counts = await burst((i) =>
+      fetch(`${h.board.url}/api/me`, {
+        headers: { authorization: h.basic('alice', `wrong ${i}`) },
+      }),
+    );
+    expect(counts[401]).toBe(LIMIT);
+    expect(counts[429]).toBe(BURST - LIMIT);
+  });
+
+  it('from one IP across user names, form and Basic alike: at most the limit get 401', async () => {
+    h = await slowAlice({ failuresPerIp: LIMIT });
+    const from = { 'x-forwarded-for': '203.0.113.77' };
+    const counts = await burst((i) =>
+      i % 2 === 0
+        ? postLogin(`user${i}`, 'x', from)
+        : fetch(`${h.board.url}/api/me`, {
+            headers: { ...from, authorization: h.basic(`user${i}`, 'x') },
+          }),
+    );
+    expect(counts[401]).toBe(LIMIT);
+    expect(counts[429]).toBe(BURST - LIMIT);
+  });
+
+  it('parallel first requests of an API client with the right password all pass', async () => {
+    h = await slowAlice({ failuresPerUser: 2 });
+    const counts = await burst(() =>
+      fetch(`${h.board.url}/api/me`, {
+        headers: { authorization: h.basic('alice') },
+      }),
+    );
+    expect(counts).toEqual({ 200: BURST });
+  });
+});
+
+describe('BOARD_TRUST_PROXY', () => {
+  it('false: X-Forwarded-For and -Proto are not believed, even from this host', async () => {
+    h = await createBoardHarness({
+      env: { BOARD_TRUST_PROXY: 'false' },
+      loginLimits: { failuresPerUser: 100, failuresPerIp: 2 },
+    });
+    const https = await postLogin('alice', PASSWORD, {
+      'x-forwarded-proto': 'https',
+    });
+    const cookie = https.headers
+      .getSetCookie()
+      .find((c) => c.startsWith('lana_board='))!;
+    expect(cookie).not.toMatch(/; secure/i);
+    // Two "addresses" are one client: the socket's.
+    await postLogin('user1', 'x', { 'x-forwarded-for': '203.0.113.1' });
+    await postLogin('user2', 'x', { 'x-forwarded-for': '203.0.113.2' });
+    const third = await postLogin('bob', PASSWORD, {
+      'x-forwarded-for': '203.0.113.3',
+    });
+    expect(third.status).toBe(429);
+  });
+});
+
+describe('with an https BOARD_ORIGIN', () => {
+  it('the session cookie is Secure even when the proxy does not say https', async () => {
+    const origin = 'https://board.example';
+    h = await createBoardHarness({
+      env: { BOARD_ORIGIN: origin, BOARD_TRUST_PROXY: 'false' },
+    });
+    const res = await postLogin('alice', PASSWORD, { origin });
+    expect(res.status).toBe(303);
+    const session = res.headers
+      .getSetCookie()
+      .find((c) => c.startsWith('lana_board='))!;
+    expect(session).toMatch(/; secure/i);
+    const me = await fetch(`${h.board.url}/api/me`, {
+      headers: { cookie: sessionCookie(res) },
+    });
+    expect(await me.json()).toEqual({ name: 'alice', role: 'operator' });
+  });
+});
+
+describe('POST /login from another origin (login CSRF)', () => {
+  it('is refused with 403 naming the origin, and starts no session', async () => {
+    h = await createBoardHarness();
+    const headers: Record<string, string>[] = [
+      { origin: 'https://evil.example' },
+      { referer: 'https://evil.example/page' },
+      { origin: 'null' },
+    ];
+    for (const header of headers) {
+      const res = await postLogin('alice', PASSWORD, header);
+      expect(res.status, JSON.stringify(header)).toBe(403);
+      expect(await res.text()).toMatch(/cross-origin write refused/);
+      expect(res.headers.getSetCookie()).toEqual([]);
+    }
+  });
+
+  it("is accepted from the board's own origin, and without Origin or Referer", async () => {
+    h = await createBoardHarness();
+    const own = await postLogin('alice', PASSWORD, { origin: h.origin });
+    expect(own.status).toBe(303);
+    expect((await postLogin('alice', PASSWORD)).status).toBe(303);
+  });
+
+  it('BOARD_ORIGIN, when set, is the only origin a login is accepted from', async () => {
+    h = await createBoardHarness({
+      env: { BOARD_ORIGIN: 'http://board.example' },
+    });
+    const local = await postLogin('alice', PASSWORD, { origin: h.origin });
+    expect(local.status).toBe(403);
+    const own = await postLogin('alice', PASSWORD, {
+      origin: 'http://board.example',
+    });
+    expect(own.status).toBe(303);
+  });
+});

@@ -119,6 +119,23 @@ describe('GET /api/jobs', () => {
     expect(status).toBe(400);
     expect(body.error).toMatch(new RegExp(`^invalid parameter '${name}': `));
   });
+
+  const forged = (text: string) => Buffer.from(text).toString('base64url');
+  const uuid = '7d3c1f2e-8a4b-4c5d-9e6f-0a1b2c3d4e5f';
+  it.each([
+    ['a bigint overflow', forged(`99999999999999999999.${uuid}`)],
+    ['a time past timestamptz', forged(`9223372036854775807.${uuid}`)],
+    ['a time past the year 9999', forged(`253402300800000001.${uuid}`)],
+    ['an id of dashes', forged(`1.${'-'.repeat(36)}`)],
+    [
+      'an id that is not a UUID',
+      forged(`1.7d3c1f2e8a4b-4c5d-9e6f-0a1b2c3d4e5f-`),
+    ],
+  ])('a cursor with %s is a 400 naming cursor', async (_what, cursor) => {
+    const { status, body } = await list(`?cursor=${cursor}`);
+    expect(status).toBe(400);
+    expect(body.error).toMatch(/^invalid parameter 'cursor': /);
+  });
 });
 
 describe('GET /api/jobs/:id', () => {
@@ -151,6 +168,32 @@ describe('GET /api/jobs/:id', () => {
     const operator = await (await h.as('alice', `/api/jobs/${ids[2]}`)).json();
     expect(operator.job.payload).toEqual({ customerName: 'C2', amount: 1 });
     expect(operator.job.result).toEqual({ sent: 'Ann' });
+  });
+
+  it("redacts for viewers, in last_error and each attempt's error, the payload's personal texts and e-mail addresses", async () => {
+    const { id } = await h.producer.enqueue('board-plain', {
+      customerName: 'Ann Example',
+      contact: { email: 'ann@example.com', channel: 'email' },
+    });
+    const error = `Error: mail server rejected recipient <ann@example.com> for Ann Example; also <other@example.org> (channel email)`;
+    await h.sql(
+      `UPDATE $schema.jobs SET status = 'failed', attempts = 1, last_error = $2 WHERE id = $1`,
+      [id, error],
+    );
+    await h.sql(
+      `INSERT INTO $schema.job_attempts (job_id, attempt, started_at, finished_at, outcome, error, worker_id)
+       VALUES ($1, 1, now(), now(), 'failed', $2, 'w1')`,
+      [id, error],
+    );
+    const redacted = `Error: mail server rejected recipient <[redacted]> for [redacted]; also <[redacted]> (channel email)`;
+    const viewer = await (await h.as('vera', `/api/jobs/${id}`)).json();
+    expect(viewer.job.last_error).toBe(redacted);
+    expect(viewer.attempts.map((a: { error: string }) => a.error)).toEqual([
+      redacted,
+    ]);
+    const operator = await (await h.as('alice', `/api/jobs/${id}`)).json();
+    expect(operator.job.last_error).toBe(error);
+    expect(operator.attempts[0].error).toBe(error);
   });
 
   it('an unknown id is 404 and a non-UUID is 400', async () => {

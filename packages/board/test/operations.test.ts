@@ -76,6 +76,19 @@ describe('retry', () => {
         outcome: 'done',
         detail: null,
       },
+      {
+        actor: 'alice',
+        actor_role: 'operator',
+        action: 'redis-follow-up',
+        queue: plainType.name,
+        reason: null,
+        outcome: 'done',
+        detail: {
+          follows: expect.stringMatching(/^\d+$/),
+          action: 'retry',
+          redis: 'retried',
+        },
+      },
     ]);
   });
 
@@ -129,6 +142,38 @@ describe('retry', () => {
     const job = await row(id);
     expect(job.status).toBe('pending');
     expect(job.dispatched_at).toBeNull();
+    expect((await audits(id)).at(-1)).toMatchObject({
+      action: 'redis-follow-up',
+      outcome: 'done',
+      detail: { action: 'retry', redis: 'handed-to-relay' },
+    });
+  });
+
+  it('whose BullMQ follow-up fails says so in the audit: left to the reconciler', async () => {
+    const id = await h.failedJob(plainType, { customerName: 'Ann' });
+    const redis = new Redis(h.env.config.redisUrl);
+    const key = `${h.env.config.queuePrefix}:${plainType.name}:${id}`;
+    // A key of the wrong type: BullMQ's getJob fails on it.
+    await redis.del(key);
+    await redis.set(key, 'not a hash');
+    try {
+      const res = await h.as(
+        'alice',
+        `/api/jobs/${id}/retry`,
+        json({ reason: 'mail server fixed' }),
+      );
+      expect((await res.json()).redis).toBe('left-to-reconciler');
+    } finally {
+      await redis.del(key);
+      redis.disconnect();
+    }
+    const [done, followUp] = await audits(id);
+    expect(done).toMatchObject({ action: 'retry', outcome: 'done' });
+    expect(followUp).toMatchObject({
+      action: 'redis-follow-up',
+      outcome: 'failed',
+      detail: { action: 'retry', redis: 'left-to-reconciler' },
+    });
   });
 
   it("through Bull Board's retry route goes through the service: row reset and audit with the prompted reason", async () => {
@@ -148,7 +193,10 @@ describe('retry', () => {
     expect((await row(id)).status).toBe('pending');
     expect(await bullState(h, plainType.name, id)).toBe('waiting');
     const done = (await audits(id)).filter((a) => a.outcome === 'done');
-    expect(done).toMatchObject([{ action: 'retry', actor: 'alice', reason }]);
+    expect(done).toMatchObject([
+      { action: 'retry', actor: 'alice', reason },
+      { action: 'redis-follow-up', detail: { redis: 'retried' } },
+    ]);
   });
 
   it('through Bull Board, a job of another queue is not found', async () => {
@@ -310,6 +358,7 @@ describe('a retry of a job that moves money', () => {
       ['alice', 'retry-request', 'requested'],
       ['bob', 'retry', 'refused'],
       ['bob', 'retry-approve', 'approved'],
+      ['bob', 'redis-follow-up', 'done'],
     ]);
     const twice = await h.as(
       'bob',
@@ -407,6 +456,39 @@ describe('cancel and promote', () => {
     expect(again.status).toBe(409);
   });
 
+  it('cancels in one transaction with its audit: when the audit cannot be written, nothing is cancelled', async () => {
+    const { id } = await h.producer.enqueue(
+      'board-plain',
+      { customerName: 'Ann' },
+      { delayMs: 3_600_000 },
+    );
+    await h.sql(`
+      CREATE FUNCTION $schema.refuse_cancel_audit() RETURNS trigger
+      LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit unavailable'; END $$;
+      CREATE TRIGGER refuse_cancel_audit BEFORE INSERT ON $schema.operator_actions
+      FOR EACH ROW WHEN (NEW.action = 'cancel' AND NEW.outcome <> 'refused')
+      EXECUTE FUNCTION $schema.refuse_cancel_audit();`);
+    try {
+      const res = await h.as(
+        'alice',
+        `/api/jobs/${id}/cancel`,
+        json({ reason: 'duplicate' }),
+      );
+      expect(res.status).toBe(500);
+    } finally {
+      await h.sql(`DROP TRIGGER refuse_cancel_audit ON $schema.operator_actions;
+        DROP FUNCTION $schema.refuse_cancel_audit();`);
+    }
+    expect(await row(id)).toMatchObject({
+      status: 'pending',
+      cancelled_by: null,
+      cancel_reason: null,
+    });
+    // The Redis half waits for the commit, so BullMQ still holds it.
+    expect(await bullState(h, plainType.name, id)).toBe('delayed');
+    expect(await audits(id)).toEqual([]);
+  });
+
   it('promotes a job scheduled later: due now in Postgres, then promoted in BullMQ', async () => {
     const { id } = await h.producer.enqueue(
       'board-plain',
@@ -439,9 +521,9 @@ describe('cancel and promote', () => {
     );
     expect(res.status).toBe(204);
     expect(await bullState(h, plainType.name, id)).toBe('waiting');
-    expect((await audits(id)).at(-1)).toMatchObject({
-      action: 'promote',
-      outcome: 'done',
-    });
+    expect((await audits(id)).slice(-2)).toMatchObject([
+      { action: 'promote', outcome: 'done' },
+      { action: 'redis-follow-up', detail: { redis: 'promoted' } },
+    ]);
   });
 });

@@ -14,3 +14,4 @@ export { trackerSql, type TrackerSql } from './sql/tracker-sql.js';
 export * from './pg-listener.js';
 export * from './personal.js';
 export * from './telemetry.js';
+export * from './uuid.js';

@@ -78,6 +78,23 @@ export interface EnqueueResult {
   scheduledAt: Date;
 }
 
+/** Options of a cancel. */
+export interface CancelOptions {
+  /** Who asked for it: a user, a service. */
+  actor?: string;
+  /** Why; kept on the row. */
+  reason?: string;
+  /**
+   * A `pg` client inside the caller's open transaction: the row is
+   * cancelled in it, and only when that transaction commits. In a
+   * {@link Producer.transaction}, the BullMQ job is removed (or the running
+   * worker told) after the commit; in a transaction of the caller's own,
+   * that is left to the system: a claim drops a cancelled job, and the
+   * worker running one learns of it at its next lease renewal.
+   */
+  tx?: Queryable;
+}
+
 /** What a cancel did. */
 export interface CancelResult {
   id: string;
@@ -125,8 +142,8 @@ export class Producer<T extends JobType = JobType> {
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
   readonly #logger: Logger;
-  /** Jobs recorded inside a {@link transaction}, added after its commit. */
-  readonly #inTransaction = new WeakMap<Queryable, EnqueuedJob[]>();
+  /** What a {@link transaction} does in Redis after its commit. */
+  readonly #inTransaction = new WeakMap<Queryable, AfterCommit>();
   readonly #schedules: ScheduleStore<T>;
   readonly #sent = new SentMessagesCounter(PRODUCER_TELEMETRY_NAME);
   #closed = false;
@@ -259,7 +276,8 @@ export class Producer<T extends JobType = JobType> {
 
   /**
    * Runs `fn` in a transaction on a connection of the producer's, commits
-   * it, then adds the jobs enqueued in it (with `{ tx }`) to BullMQ at once.
+   * it, then adds the jobs enqueued in it (with `{ tx }`) to BullMQ at once
+   * and does the Redis half of the cancels made in it (with `{ tx }`).
    * If `fn` throws, the transaction rolls back and nothing ever runs.
    *
    * @example
@@ -270,14 +288,15 @@ export class Producer<T extends JobType = JobType> {
    */
   async transaction<R>(fn: (tx: PoolClient) => Promise<R>): Promise<R> {
     const client = await this.#pool.connect();
-    const jobs: EnqueuedJob[] = [];
-    this.#inTransaction.set(client, jobs);
+    const after: AfterCommit = { jobs: [], cancels: [] };
+    this.#inTransaction.set(client, after);
     try {
       await client.query('BEGIN');
       const result = await fn(client);
       await client.query('COMMIT');
       this.#inTransaction.delete(client);
-      await this.#dispatch(jobs);
+      await this.#dispatch(after.jobs);
+      for (const cancel of after.cancels) await this.#signalCancel(cancel);
       return result;
     } catch (error) {
       await rollbackQuietly(client);
@@ -292,28 +311,33 @@ export class Producer<T extends JobType = JobType> {
    * Cancels a job: a pending (also one scheduled for later) or retrying job
    * becomes `cancelled` at once and leaves Redis; a running one is told to
    * stop on whichever replica runs it. Recorded with the actor and reason.
-   * Throws {@link JobNotFoundError} for an unknown id.
+   * With `tx`, see {@link CancelOptions.tx}. Throws
+   * {@link JobNotFoundError} for an unknown id.
    */
-  async cancel(
-    id: string,
-    options: { actor?: string; reason?: string } = {},
-  ): Promise<CancelResult> {
-    const found = await this.tracker.cancel(
+  async cancel(id: string, options: CancelOptions = {}): Promise<CancelResult> {
+    // The tracker's own cancel() runs on its pool; its statement runs on tx.
+    const { rows } = await (options.tx ?? this.#pool).query<{
+      previous_status: JobStatus;
+      job_type: string;
+    }>(this.tracker.sql.cancel, [
       id,
       options.actor ?? null,
       options.reason ?? null,
-    );
+    ]);
+    const found = rows[0];
     if (!found) throw new JobNotFoundError(id);
-    const previousStatus = found.previous_status;
-    if (previousStatus === 'pending' || previousStatus === 'retrying') {
-      await this.#removeFromRedis(found.job_type, id);
-      return { id, previousStatus, outcome: 'cancelled' };
-    }
-    if (previousStatus === 'running') {
-      await this.#broadcastCancel(id);
-      return { id, previousStatus, outcome: 'requested' };
-    }
-    return { id, previousStatus, outcome: 'final' };
+    const cancel: CommittedCancel = {
+      id,
+      jobType: found.job_type,
+      previousStatus: found.previous_status,
+    };
+    if (!options.tx) await this.#signalCancel(cancel);
+    else this.#inTransaction.get(options.tx)?.cancels.push(cancel);
+    return {
+      id,
+      previousStatus: cancel.previousStatus,
+      outcome: outcomeOf(cancel),
+    };
   }
 
   /** The job's record, or null. */
@@ -380,7 +404,7 @@ export class Producer<T extends JobType = JobType> {
     const created = recorded.filter((job) => job.created);
     const ours = this.#inTransaction.get(tx);
     if (ours) {
-      ours.push(...created);
+      ours.jobs.push(...created);
     } else if (created.length > 0) {
       // Postgres delivers it on commit only, once per transaction however
       // often it is sent; the relay then adds the jobs.
@@ -445,6 +469,16 @@ export class Producer<T extends JobType = JobType> {
     }
   }
 
+  /** The Redis half of a committed cancel; never throws. */
+  async #signalCancel(cancel: CommittedCancel): Promise<void> {
+    const outcome = outcomeOf(cancel);
+    if (outcome === 'cancelled') {
+      await this.#removeFromRedis(cancel.jobType, cancel.id);
+    } else if (outcome === 'requested') {
+      await this.#broadcastCancel(cancel.id);
+    }
+  }
+
   async #removeFromRedis(jobType: string, id: string): Promise<void> {
     try {
       await this.#transport.queue(jobType).remove(id);
@@ -468,6 +502,25 @@ export class Producer<T extends JobType = JobType> {
       );
     }
   }
+}
+
+/** What a {@link Producer.transaction} hands to Redis after its commit. */
+interface AfterCommit {
+  jobs: EnqueuedJob[];
+  cancels: CommittedCancel[];
+}
+
+/** A cancel written in Postgres, whose Redis half may still be due. */
+interface CommittedCancel {
+  id: string;
+  jobType: string;
+  previousStatus: JobStatus;
+}
+
+function outcomeOf(cancel: CommittedCancel): CancelResult['outcome'] {
+  const status = cancel.previousStatus;
+  if (status === 'pending' || status === 'retrying') return 'cancelled';
+  return status === 'running' ? 'requested' : 'final';
 }
 
 /** Makes a producer; see {@link ProducerOptions}. */

@@ -351,6 +351,43 @@ describe('cancel', () => {
     await queue.close();
   });
 
+  it("should cancel in the caller's transaction, and leave Redis until it commits", async () => {
+    const producer = h.producer([canaryType]);
+    const queue = new Queue('canary', {
+      connection: { url: h.env.config.redisUrl },
+      prefix: h.env.prefix,
+    });
+    const kept = await producer.enqueue('canary', {}, { delayMs: 60_000 });
+    await expect(
+      producer.transaction(async (tx) => {
+        await producer.cancel(kept.id, { tx, actor: 'ops' });
+        throw new Error('the caller changed its mind');
+      }),
+    ).rejects.toThrow('the caller changed its mind');
+    expect((await h.job(kept.id)).status).toBe('pending');
+    expect(await queue.getJob(kept.id)).toBeDefined();
+
+    const { id } = await producer.enqueue('canary', {}, { delayMs: 60_000 });
+    const result = await producer.transaction(async (tx) => {
+      const cancelled = await producer.cancel(id, { tx, reason: 'dup' });
+      // Not yet committed: others still see it pending, BullMQ holds it.
+      expect((await h.job(id)).status).toBe('pending');
+      expect(await queue.getJob(id)).toBeDefined();
+      return cancelled;
+    });
+    expect(result).toEqual({
+      id,
+      previousStatus: 'pending',
+      outcome: 'cancelled',
+    });
+    expect(await h.job(id)).toMatchObject({
+      status: 'cancelled',
+      cancel_reason: 'dup',
+    });
+    expect(await queue.getJob(id)).toBeUndefined();
+    await queue.close();
+  });
+
   it('should cancel a retrying job', async () => {
     await h.worker([step]);
     const producer = h.producer([stepType]);

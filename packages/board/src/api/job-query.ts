@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import {
+  isUuid,
   JOB_STATUSES,
   quoteIdent,
   type JobStatus,
@@ -112,16 +113,28 @@ export function encodeCursor(createdUs: string, id: string): string {
   return Buffer.from(`${createdUs}.${id}`).toString('base64url');
 }
 
+/**
+ * The latest `created_at` a cursor may name, in microseconds since 1970:
+ * the end of year 9999. Bounds the bigint and timestamp casts of the page
+ * query, which would otherwise fail (a 500) on a forged cursor.
+ */
+const CURSOR_CREATED_US_MAX = 253_402_300_800_000_000n;
+
 function decodeCursor(text: string): Cursor {
   const decoded = Buffer.from(text, 'base64url').toString('utf8');
-  const match = /^(\d{1,20})\.([0-9a-f-]{36})$/.exec(decoded);
-  if (!match) {
-    throw badParameter(
-      'cursor',
-      "not a cursor from a previous page's next_cursor",
-    );
+  const match = /^(\d{1,20})\.(.+)$/.exec(decoded);
+  const [createdUs, id] = [match?.[1], match?.[2]];
+  if (!createdUs || !id) throw badCursor();
+  if (BigInt(createdUs) > CURSOR_CREATED_US_MAX) {
+    throw badCursor('its time is past the year 9999');
   }
-  return { createdUs: match[1]!, id: match[2]! };
+  if (!isUuid(id)) throw badCursor('its job id is not a UUID');
+  return { createdUs, id };
+}
+
+function badCursor(problem?: string) {
+  const from = "not a cursor from a previous page's next_cursor";
+  return badParameter('cursor', problem ? `${from}: ${problem}` : from);
 }
 
 /** The columns of a job in a list (no payload, result or lease). */

@@ -4,16 +4,18 @@
  * JSON; an error is `{ "error": "…" }` naming what was wrong.
  */
 import express, { Router, type Request } from 'express';
-import { JobTracker, type JobTypeRegistry, type Pool } from '@lana-jobs/core';
+import {
+  isUuid,
+  JobTracker,
+  type JobTypeRegistry,
+  type Pool,
+} from '@lana-jobs/core';
 import { principalOf } from '../auth/authenticate.js';
 import { badParameter, HttpError } from '../http/http-error.js';
 import type { AlertSource } from '../deps.js';
-import {
-  isUuid,
-  type OperatorService,
-} from '../operations/operator-service.js';
+import type { OperatorService } from '../operations/operator-service.js';
 import { encodeCursor, jobListSql, parseJobListQuery } from './job-query.js';
-import { jobView } from './job-view.js';
+import { attemptsView, jobView } from './job-view.js';
 
 export interface JobsApiOptions {
   pool: Pool;
@@ -25,13 +27,26 @@ export interface JobsApiOptions {
 
 export function jobsApi(options: JobsApiOptions): Router {
   const router = Router();
+  router.use(express.json({ limit: '16kb' }));
+  readRoutes(router, options);
+  jobActionRoutes(router, options.operations);
+  queueRoutes(router, options.operations);
+  retryRequestRoutes(router, options.operations);
+  router.use((req: Request) => {
+    throw new HttpError(
+      404,
+      `no API route ${req.method} ${req.originalUrl.split('?')[0]}`,
+    );
+  });
+  return router;
+}
+
+/** Who I am, the alerts, and the job history. */
+function readRoutes(router: Router, options: JobsApiOptions): void {
   const tracker = new JobTracker({
     pool: options.pool,
     schema: options.schema,
   });
-  const ops = options.operations;
-  router.use(express.json({ limit: '16kb' }));
-
   router.get('/me', (_req, res) => {
     const { name, role } = principalOf(res);
     res.json({ name, role });
@@ -47,10 +62,15 @@ export function jobsApi(options: JobsApiOptions): Router {
     const job = await tracker.get(id);
     if (!job) throw new HttpError(404, `no job ${id}`);
     const attempts = await tracker.attempts(id);
-    const view = jobView(job, principalOf(res).role, options.jobTypes);
-    res.json({ job: view, attempts });
+    const { role } = principalOf(res);
+    res.json({
+      job: jobView(job, role, options.jobTypes),
+      attempts: attemptsView(job, attempts, role, options.jobTypes),
+    });
   });
+}
 
+function jobActionRoutes(router: Router, ops: OperatorService): void {
   router.post('/jobs/:id/retry', async (req, res) => {
     const result = await ops.retry(
       principalOf(res),
@@ -65,6 +85,9 @@ export function jobsApi(options: JobsApiOptions): Router {
   router.post('/jobs/:id/promote', async (req, res) => {
     res.json(await ops.promote(principalOf(res), jobId(req), body(req).reason));
   });
+}
+
+function queueRoutes(router: Router, ops: OperatorService): void {
   router.post('/queues/:name/pause', async (req, res) => {
     await ops.pause(principalOf(res), param(req, 'name'), body(req).reason);
     res.json({ queue: param(req, 'name'), paused: true });
@@ -73,7 +96,9 @@ export function jobsApi(options: JobsApiOptions): Router {
     await ops.resume(principalOf(res), param(req, 'name'), body(req).reason);
     res.json({ queue: param(req, 'name'), paused: false });
   });
+}
 
+function retryRequestRoutes(router: Router, ops: OperatorService): void {
   router.get('/retry-requests', async (req, res) => {
     const status = req.query.status;
     if (status !== undefined && typeof status !== 'string') {
@@ -96,14 +121,6 @@ export function jobsApi(options: JobsApiOptions): Router {
     );
     res.json({ request });
   });
-
-  router.use((req: Request) => {
-    throw new HttpError(
-      404,
-      `no API route ${req.method} ${req.originalUrl.split('?')[0]}`,
-    );
-  });
-  return router;
 }
 
 async function listJobs(options: JobsApiOptions, req: Request) {

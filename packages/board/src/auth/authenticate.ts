@@ -5,7 +5,7 @@
  * gets 401 JSON.
  */
 import type { Request, RequestHandler, Response } from 'express';
-import type { Logger } from '@lana-jobs/core';
+import type { BoardUser, Logger } from '@lana-jobs/core';
 import { sendError, wantsHtml } from '../http/http-error.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { liveSession } from './session.js';
@@ -52,19 +52,16 @@ async function viaBasic(
   next: () => void,
 ): Promise<void> {
   const ip = req.ip ?? 'unknown';
-  const waitMs = options.limiter.retryAfterMs(credentials.name, ip);
-  if (waitMs > 0) {
-    res.set('Retry-After', String(Math.ceil(waitMs / 1000)));
-    return sendError(req, res, 429, tooManyMessage(waitMs));
-  }
-  const user = await options.users.verifyCached(
-    credentials.name,
-    credentials.password,
-  );
+  const name = credentials.name;
+  // A locked name is refused even with a remembered password.
+  const lockedMs = options.limiter.retryAfterMs(name, ip);
+  if (lockedMs > 0) return tooMany(req, res, lockedMs);
+
+  const user = await checkBasic(options, credentials, ip);
+  if (typeof user === 'number') return tooMany(req, res, user);
   if (!user) {
-    options.limiter.recordFailure(credentials.name, ip);
     options.logger.warn(
-      { user: credentials.name.slice(0, 64), ip },
+      { user: name.slice(0, 64), ip },
       'board Basic authentication failed',
     );
     res.set(
@@ -73,9 +70,34 @@ async function viaBasic(
     );
     return sendError(req, res, 401, 'wrong user name or password');
   }
-  options.limiter.recordSuccess(user.name);
   setPrincipal(res, { name: user.name, role: user.role, via: 'basic' });
   next();
+}
+
+/**
+ * The user, null for wrong credentials, or the wait (ms) when the limit
+ * refuses a new attempt. A check the users already know (remembered, or in
+ * flight for the same credentials) is not a new attempt.
+ */
+async function checkBasic(
+  options: AuthenticateOptions,
+  { name, password }: { name: string; password: string },
+  ip: string,
+): Promise<BoardUser | null | number> {
+  const known = options.users.known(name, password);
+  if (known !== undefined) return known;
+
+  const waitMs = options.limiter.reserve(name, ip);
+  if (waitMs > 0) return waitMs;
+  const user = await options.users.verifyCached(name, password);
+  if (user) options.limiter.succeeded(name, ip);
+  return user;
+}
+
+/** 429 with `Retry-After`, in whole seconds. */
+export function tooMany(req: Request, res: Response, waitMs: number): void {
+  res.set('Retry-After', String(Math.ceil(waitMs / 1000)));
+  sendError(req, res, 429, tooManyMessage(waitMs));
 }
 
 function unauthenticated(req: Request, res: Response): void {

@@ -43,23 +43,39 @@ export class LoginLimiter {
 
   /**
    * Milliseconds until this user name or IP may try again, or 0 when it may
-   * try now. Checked before the password, so a locked name costs no scrypt.
+   * try now. Counts nothing: see {@link reserve} for an attempt.
    */
   retryAfterMs(user: string, ip: string): number {
     return Math.max(
-      this.#lockedFor(`user:${user.toLowerCase()}`, this.#perUser),
-      this.#lockedFor(`ip:${ip}`, this.#perIp),
+      this.#lockedFor(userKey(user), this.#perUser),
+      this.#lockedFor(ipKey(ip), this.#perIp),
     );
   }
 
-  recordFailure(user: string, ip: string): void {
-    this.#count(`user:${user.toLowerCase()}`);
-    this.#count(`ip:${ip}`);
+  /**
+   * Counts an attempt as failed before its password is checked, and
+   * returns 0; or, when the name or IP is locked, counts nothing and
+   * returns the wait in milliseconds. NOTE: counted up front, because the
+   * check awaits scrypt: a burst of parallel attempts would otherwise all
+   * pass the limit before the first failure was counted. Call
+   * {@link succeeded} when the password was right.
+   */
+  reserve(user: string, ip: string): number {
+    const waitMs = this.retryAfterMs(user, ip);
+    if (waitMs > 0) return waitMs;
+    this.#count(userKey(user));
+    this.#count(ipKey(ip));
+    return 0;
   }
 
-  /** A successful login clears its user name's failures (not its IP's). */
-  recordSuccess(user: string): void {
-    this.#windows.delete(`user:${user.toLowerCase()}`);
+  /**
+   * A reserved attempt had the right password: its user name's failures
+   * are cleared, and its IP is forgiven this one attempt (not the others).
+   */
+  succeeded(user: string, ip: string): void {
+    this.#windows.delete(userKey(user));
+    const window = this.#current(ipKey(ip));
+    if (window && window.failures > 0) window.failures--;
   }
 
   #lockedFor(key: string, limit: number): number {
@@ -89,4 +105,12 @@ export class LoginLimiter {
     }
     return window;
   }
+}
+
+function userKey(user: string): string {
+  return `user:${user.toLowerCase()}`;
+}
+
+function ipKey(ip: string): string {
+  return `ip:${ip}`;
 }

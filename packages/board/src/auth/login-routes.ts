@@ -33,7 +33,11 @@ export function loginRoutes(options: LoginRoutesOptions): Router {
   return router;
 }
 
-/** Behind authentication and the write guard (an origin check). */
+/**
+ * Behind authentication and the write guard (an origin check). NOTE: it
+ * only clears this browser's cookie; a copy of the cookie stays valid until
+ * its 8 h end or a rotation of BOARD_SESSION_SECRET (see session.ts).
+ */
 export function logoutRoute(): Router {
   const router = Router();
   router.post('/logout', (req, res) => {
@@ -54,7 +58,8 @@ async function login(
   const next = safeNext(body.next);
   const ip = req.ip ?? 'unknown';
 
-  const waitMs = options.limiter.retryAfterMs(name, ip);
+  // Counted before scrypt runs, so that a parallel burst cannot pass.
+  const waitMs = options.limiter.reserve(name, ip);
   if (waitMs > 0) {
     res.set('Retry-After', String(Math.ceil(waitMs / 1000)));
     res
@@ -65,22 +70,26 @@ async function login(
   }
   const user =
     name && password ? await options.users.verify(name, password) : null;
-  if (!user) {
-    options.limiter.recordFailure(name, ip);
-    // An unknown name is not logged: it is often a password typed into the
-    // wrong field.
-    const known = options.users.find(name) !== undefined;
-    options.logger.warn(
-      { user: known ? name : '(unknown user)', ip },
-      'board login failed',
-    );
-    res.status(401).type('html').send(loginPage(next, WRONG_CREDENTIALS));
-    return;
-  }
-  options.limiter.recordSuccess(user.name);
+  if (!user) return failed(options, { name, ip, next }, res);
+  options.limiter.succeeded(name, ip);
   startSession(req, user.name, options.sessionMaxAgeMs);
   options.logger.info({ user: user.name, role: user.role }, 'board login');
   res.redirect(303, next);
+}
+
+function failed(
+  options: LoginRoutesOptions,
+  attempt: { name: string; ip: string; next: string },
+  res: Response,
+): void {
+  // An unknown name is not logged: it is often a password typed into the
+  // wrong field.
+  const known = options.users.find(attempt.name) !== undefined;
+  options.logger.warn(
+    { user: known ? attempt.name : '(unknown user)', ip: attempt.ip },
+    'board login failed',
+  );
+  res.status(401).type('html').send(loginPage(attempt.next, WRONG_CREDENTIALS));
 }
 
 /** Only a path of this board: never an absolute or protocol-relative URL. */

@@ -36,27 +36,60 @@ export function sessionSecret(config: Config, logger: Logger): string {
   return randomBytes(32).toString('base64url');
 }
 
+export interface SessionCookieOptions {
+  /** Defaults to {@link SESSION_MAX_AGE_MS_DEFAULT}. */
+  maxAgeMs?: number;
+  /**
+   * `BOARD_ORIGIN`: when it is https, the cookie is Secure on every
+   * request, also one a TLS-terminating proxy forwards without a trusted
+   * `X-Forwarded-Proto`.
+   */
+  origin?: string;
+}
+
 /**
- * The cookie middleware: httpOnly, SameSite=Strict, Secure when the
- * request came over https (directly, or as a trusted proxy says).
+ * The cookie middleware: httpOnly, SameSite=Strict, Secure when the board's
+ * origin is https or the request came over https (directly, or as a trusted
+ * proxy says).
+ *
+ * NOTE: cookie-session is stateless: the cookie is the session, and logging
+ * out only tells this browser to drop it. A copy of the cookie (taken from
+ * a shared machine, a proxy log) stays valid until its 8 h end (`exp`,
+ * checked here) or until `BOARD_SESSION_SECRET` is rotated, which ends every
+ * session. Revoking one session would need a server-side session store.
  */
 export function sessionMiddleware(
   secret: string,
-  maxAgeMs = SESSION_MAX_AGE_MS_DEFAULT,
+  options: SessionCookieOptions = {},
 ): RequestHandler[] {
   const cookies = cookieSession({
     name: SESSION_COOKIE,
     keys: [secret],
     httpOnly: true,
     sameSite: 'strict',
-    maxAge: maxAgeMs,
+    maxAge: options.maxAgeMs ?? SESSION_MAX_AGE_MS_DEFAULT,
     path: '/',
   });
+  const httpsOrigin = options.origin?.startsWith('https:') === true;
   const secureWhenHttps: RequestHandler = (req, _res, next) => {
+    if (httpsOrigin && !req.secure) servedOverHttps(req);
     req.sessionOptions.secure = req.secure;
     next();
   };
   return [cookies, secureWhenHttps];
+}
+
+/**
+ * Tells Express (and the `cookies` module under cookie-session, which
+ * refuses to write a Secure cookie on a request it thinks is http, silently
+ * dropping the session) that this request reached the board over https:
+ * true when `BOARD_ORIGIN` is https, whatever hop the TLS ended at.
+ */
+function servedOverHttps(req: Request): void {
+  Object.defineProperty(req, 'protocol', {
+    value: 'https',
+    configurable: true,
+  });
 }
 
 /** The session's data when it is a live login, else undefined. */

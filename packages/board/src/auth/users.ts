@@ -24,6 +24,7 @@ export class BoardUsers {
   readonly #byName: Map<string, BoardUser>;
   readonly #logger: Logger;
   readonly #cache = new Map<string, number>();
+  readonly #inFlight = new Map<string, Promise<BoardUser | null>>();
   readonly #cacheMs: number;
   #dummyHash: Promise<string> | undefined;
 
@@ -60,23 +61,51 @@ export class BoardUsers {
     }
   }
 
+  /**
+   * What a Basic check of these credentials knows without a new scrypt: the
+   * user while a success is remembered, or the check of the very same
+   * credentials in flight (an API client's parallel first requests share
+   * one scrypt, and one attempt of the failed-login limit); else undefined.
+   */
+  known(
+    name: string,
+    password: string,
+  ): BoardUser | Promise<BoardUser | null> | undefined {
+    const user = this.#byName.get(name);
+    const key = this.#key(name, password);
+    const until = this.#cache.get(key);
+    if (user && until !== undefined && until > Date.now()) return user;
+    this.#cache.delete(key);
+    return this.#inFlight.get(key);
+  }
+
   /** {@link verify} with a short memory of successes, for Basic auth. */
   async verifyCached(
     name: string,
     password: string,
   ): Promise<BoardUser | null> {
-    const user = this.#byName.get(name);
-    const key = cacheKey(name, password, user?.passwordHash ?? '');
-    const until = this.#cache.get(key);
-    if (user && until !== undefined && until > Date.now()) return user;
-    this.#cache.delete(key);
+    const known = this.known(name, password);
+    if (known !== undefined) return known;
 
-    const verified = await this.verify(name, password);
-    if (verified) {
-      if (this.#cache.size >= BASIC_CACHE_MAX) this.#cache.clear();
-      this.#cache.set(key, Date.now() + this.#cacheMs);
+    const key = this.#key(name, password);
+    const check = this.verify(name, password);
+    this.#inFlight.set(key, check);
+    try {
+      const verified = await check;
+      if (verified) this.#remember(key);
+      return verified;
+    } finally {
+      this.#inFlight.delete(key);
     }
-    return verified;
+  }
+
+  #key(name: string, password: string): string {
+    return cacheKey(name, password, this.#byName.get(name)?.passwordHash ?? '');
+  }
+
+  #remember(key: string): void {
+    if (this.#cache.size >= BASIC_CACHE_MAX) this.#cache.clear();
+    this.#cache.set(key, Date.now() + this.#cacheMs);
   }
 
   #dummy(): Promise<string> {

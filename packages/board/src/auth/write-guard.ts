@@ -7,9 +7,14 @@
  * when that is unset. A request with neither header is not from a browser
  * page: accepted with Basic credentials (an API client), refused with a
  * session cookie.
+ *
+ * `POST /login` gets the origin check too, before any session exists (it
+ * stops login CSRF: a foreign page logging the browser into the attacker's
+ * account). With neither header it is accepted, like Basic: the form
+ * carries its own credentials, and a browser page always sends `Origin`.
  */
 import type { Request, RequestHandler } from 'express';
-import type { Config } from '@lana-jobs/core';
+import type { Config, Logger } from '@lana-jobs/core';
 import { sendError } from '../http/http-error.js';
 import type { AuditLog } from '../operations/audit.js';
 import { principalOf } from './authenticate.js';
@@ -24,7 +29,7 @@ export function writeGuard(config: Config, audit: AuditLog): RequestHandler {
     const principal = principalOf(res);
 
     const problem =
-      originProblem(req, principal, config.boardOrigin) ??
+      originProblem(req, config.boardOrigin, principal.via === 'basic') ??
       roleProblem(req, principal);
     if (!problem) return next();
 
@@ -41,10 +46,31 @@ export function boardOrigin(req: Request, configured?: string): string {
   return configured ?? `${req.protocol}://${req.get('host')}`;
 }
 
+/**
+ * The origin check alone, for `POST /login`. Not audited: there is no
+ * board user yet to record it under; logged instead.
+ */
+export function loginOriginGuard(
+  config: Config,
+  logger: Logger,
+): RequestHandler {
+  return (req, res, next) => {
+    const problem = originProblem(req, config.boardOrigin, true);
+    if (!problem) return next();
+    logger.warn({ ip: req.ip, error: problem }, 'board login refused');
+    sendError(req, res, 403, problem);
+  };
+}
+
+/**
+ * Why the write is not from the board's own pages, or undefined.
+ * `acceptWithoutHeaders`: whether a request with neither `Origin` nor
+ * `Referer` (not a browser page) passes.
+ */
 function originProblem(
   req: Request,
-  principal: Principal,
   configured: string | undefined,
+  acceptWithoutHeaders: boolean,
 ): string | undefined {
   const expected = boardOrigin(req, configured);
   const origin = req.get('origin');
@@ -60,7 +86,7 @@ function originProblem(
       ? undefined
       : `cross-origin write refused: Referer origin '${from ?? referer}' is not the board's origin '${expected}'`;
   }
-  if (principal.via === 'basic') return undefined;
+  if (acceptWithoutHeaders) return undefined;
   return `write refused: a write with a session cookie must carry an Origin or Referer header of the board's origin '${expected}'`;
 }
 

@@ -6,6 +6,7 @@
  */
 import type { Queue } from 'bullmq';
 import {
+  isUuid,
   JobNotFoundError,
   withTransaction,
   type JobStatus,
@@ -15,7 +16,7 @@ import {
   type PoolClient,
 } from '@lana-jobs/core';
 import type { Producer } from '@lana-jobs/producer';
-import { HttpError } from '../http/http-error.js';
+import { badParameter, HttpError } from '../http/http-error.js';
 import { AuditLog, type Actor } from './audit.js';
 import { operationsSql, type OperationsSql } from './operations-sql.js';
 import { Requeue, type RedisFollowUp } from './requeue.js';
@@ -81,7 +82,7 @@ export class OperatorService {
     queue?: string,
   ): Promise<RetryResult> {
     const entry = { action: 'retry', jobId, queue: queue ?? null };
-    return this.#refusalsAudited(actor, entry, async () => {
+    return this.audit.refusalsAudited(actor, entry, async () => {
       requireOperator(actor, 'retry a job');
       const reason = checkReason(reasonInput, true, 'the job is retried')!;
       const done = await withTransaction(this.#o.pool, async (tx) => {
@@ -97,15 +98,20 @@ export class OperatorService {
           return { outcome: 'requested' as const, jobId, request };
         }
         await tx.query(this.#sql.resetFailed, [jobId]);
-        await this.audit.record(
+        const auditId = await this.audit.record(
           actor,
           { ...entry, queue: job.job_type, reason, outcome: 'done' },
           tx,
         );
-        return { outcome: 'retried' as const, jobType: job.job_type };
+        return { outcome: 'retried' as const, jobType: job.job_type, auditId };
       });
       if (done.outcome === 'requested') return done;
       const redis = await this.#requeue.retry(jobId, done.jobType);
+      await this.audit.followedUp(
+        actor,
+        { action: 'retry', auditId: done.auditId, jobId, queue: done.jobType },
+        redis,
+      );
       return { outcome: 'retried', jobId, redis };
     });
   }
@@ -118,10 +124,10 @@ export class OperatorService {
     queue?: string,
   ): Promise<{ jobId: string; redis: RedisFollowUp }> {
     const entry = { action: 'promote', jobId, queue: queue ?? null };
-    return this.#refusalsAudited(actor, entry, async () => {
+    return this.audit.refusalsAudited(actor, entry, async () => {
       requireOperator(actor, 'promote a job');
       const reason = checkReason(reasonInput, false, 'the job is promoted');
-      const jobType = await withTransaction(this.#o.pool, async (tx) => {
+      const done = await withTransaction(this.#o.pool, async (tx) => {
         const job = await this.#lockJob(tx, jobId, queue);
         if (job.status !== 'pending' && job.status !== 'retrying') {
           throw new HttpError(
@@ -133,21 +139,32 @@ export class OperatorService {
           throw new HttpError(409, `job ${jobId} is already due`);
         }
         await tx.query(this.#sql.promote, [jobId]);
-        await this.audit.record(
+        const auditId = await this.audit.record(
           actor,
           { ...entry, queue: job.job_type, reason, outcome: 'done' },
           tx,
         );
-        return job.job_type;
+        return { jobType: job.job_type, auditId };
       });
-      return { jobId, redis: await this.#requeue.promote(jobId, jobType) };
+      const redis = await this.#requeue.promote(jobId, done.jobType);
+      await this.audit.followedUp(
+        actor,
+        {
+          action: 'promote',
+          auditId: done.auditId,
+          jobId,
+          queue: done.jobType,
+        },
+        redis,
+      );
+      return { jobId, redis };
     });
   }
 
   /**
-   * Cancels through the producer SDK (which writes the row, then removes
-   * the BullMQ job or tells the running worker). The audit is written right
-   * after, not in the SDK's transaction, which it does not share.
+   * Cancels through the producer SDK, in a transaction of the producer's
+   * with its audit row: both commit or neither does. The SDK removes the
+   * BullMQ job (or tells the running worker) after the commit.
    */
   async cancel(
     actor: Actor,
@@ -155,33 +172,51 @@ export class OperatorService {
     reasonInput: unknown,
   ): Promise<CancelOutcome> {
     const entry = { action: 'cancel', jobId };
-    return this.#refusalsAudited(actor, entry, async () => {
+    return this.audit.refusalsAudited(actor, entry, async () => {
       requireOperator(actor, 'cancel a job');
       const reason = checkReason(reasonInput, true, 'the job is cancelled')!;
-      const result = await this.#o.producer
-        .cancel(jobId, { actor: `board:${actor.name}`, reason })
-        .catch((error: unknown) => {
-          if (error instanceof JobNotFoundError) throw notFound(jobId);
-          throw error;
-        });
-      if (result.outcome === 'final') {
-        throw new HttpError(
-          409,
-          `job ${jobId} is ${result.previousStatus}; a finished job cannot be cancelled`,
+      return this.#o.producer.transaction(async (tx) => {
+        const cancelled = await this.#cancelRow(tx, actor, jobId, reason);
+        await this.audit.record(
+          actor,
+          {
+            ...entry,
+            reason,
+            outcome: cancelled.outcome === 'cancelled' ? 'done' : 'requested',
+            detail: { previous_status: cancelled.previousStatus },
+          },
+          tx,
         );
-      }
-      await this.audit.record(actor, {
-        ...entry,
-        reason,
-        outcome: result.outcome === 'cancelled' ? 'done' : 'requested',
-        detail: { previous_status: result.previousStatus },
+        return cancelled;
       });
-      return {
-        jobId,
-        outcome: result.outcome,
-        previousStatus: result.previousStatus,
-      };
     });
+  }
+
+  /** The producer's cancel on `tx`; 404 unknown, 409 already finished. */
+  async #cancelRow(
+    tx: PoolClient,
+    actor: Actor,
+    jobId: string,
+    reason: string,
+  ): Promise<CancelOutcome> {
+    if (!isUuid(jobId)) throw badParameter('id', `'${jobId}' is not a UUID`);
+    const result = await this.#o.producer
+      .cancel(jobId, { tx, actor: `board:${actor.name}`, reason })
+      .catch((error: unknown) => {
+        if (error instanceof JobNotFoundError) throw notFound(jobId);
+        throw error;
+      });
+    if (result.outcome === 'final') {
+      throw new HttpError(
+        409,
+        `job ${jobId} is ${result.previousStatus}; a finished job cannot be cancelled`,
+      );
+    }
+    return {
+      jobId,
+      outcome: result.outcome,
+      previousStatus: result.previousStatus,
+    };
   }
 
   /** Pauses a queue in BullMQ: its workers take no new jobs. */
@@ -200,7 +235,7 @@ export class OperatorService {
     reasonInput: unknown,
   ): Promise<void> {
     const entry = { action, queue: name };
-    return this.#refusalsAudited(actor, entry, async () => {
+    return this.audit.refusalsAudited(actor, entry, async () => {
       requireOperator(actor, `${action} a queue`);
       const reason = checkReason(reasonInput, false, `the queue is ${action}d`);
       const queue = this.#o.queues.get(name);
@@ -222,38 +257,12 @@ export class OperatorService {
     });
   }
 
-  /** Runs `fn`; a refusal it throws (an HttpError) is audited first. */
-  async #refusalsAudited<T>(
-    actor: Actor,
-    entry: { action: string; jobId?: string; queue?: string | null },
-    fn: () => Promise<T>,
-  ): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (error instanceof HttpError && error.status < 500) {
-        const jobId = entry.jobId && isUuid(entry.jobId) ? entry.jobId : null;
-        await this.audit.refused(actor, {
-          ...entry,
-          jobId,
-          detail: { status: error.status, error: error.message },
-        });
-      }
-      throw error;
-    }
-  }
-
   async #lockJob(
     tx: PoolClient,
     jobId: string,
     queue: string | undefined,
   ): Promise<LockedJob> {
-    if (!isUuid(jobId)) {
-      throw new HttpError(
-        400,
-        `invalid parameter 'id': '${jobId}' is not a UUID`,
-      );
-    }
+    if (!isUuid(jobId)) throw badParameter('id', `'${jobId}' is not a UUID`);
     const { rows } = await tx.query<LockedJob>(this.#sql.lockJob, [jobId]);
     const job = rows[0];
     if (!job || (queue !== undefined && job.job_type !== queue)) {
@@ -276,10 +285,4 @@ function notFound(jobId: string, queue?: string): HttpError {
     404,
     queue ? `no job ${jobId} in queue '${queue}'` : `no job ${jobId}`,
   );
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(text: string): boolean {
-  return UUID.test(text);
 }

@@ -105,33 +105,46 @@ export class RetryRequests {
     id: string,
     reasonInput: unknown,
   ): Promise<{ request: RetryRequest; redis: RedisFollowUp }> {
-    const entry = { action: 'retry-approve', id };
-    return this.#audited(actor, entry, async () => {
+    const entry = { action: 'retry-approve', detail: { request_id: id } };
+    return this.#o.audit.refusalsAudited(actor, entry, async () => {
       requireOperator(actor, 'approve a retry request');
       const reason = checkReason(reasonInput, false, 'it is approved');
-      const request = await withTransaction(this.#o.pool, async (tx) => {
-        const open = await this.#lockPending(tx, id);
-        if (open.requested_by === actor.name) {
-          throw new HttpError(
-            403,
-            `retry request ${id} was made by '${actor.name}'; a second operator must approve it`,
-          );
-        }
-        await this.#resetJob(tx, open);
-        const decided = await this.#decide(tx, open, 'approved', actor, reason);
-        await this.#o.audit.record(
-          actor,
-          this.#decisionEntry('retry-approve', decided, reason, 'approved'),
-          tx,
-        );
-        return decided;
-      });
-      const redis = await this.#o.requeue.retry(
-        request.job_id,
-        request.job_type,
+      const { request, auditId } = await withTransaction(this.#o.pool, (tx) =>
+        this.#approveInTx(tx, actor, id, reason),
+      );
+      const { job_id: jobId, job_type: queue } = request;
+      const redis = await this.#o.requeue.retry(jobId, queue);
+      await this.#o.audit.followedUp(
+        actor,
+        { action: 'retry-approve', auditId, jobId, queue },
+        redis,
       );
       return { request, redis };
     });
+  }
+
+  /** The job's reset, the decision and its audit row, in `tx`. */
+  async #approveInTx(
+    tx: PoolClient,
+    actor: Actor,
+    id: string,
+    reason: string | null,
+  ): Promise<{ request: RetryRequest; auditId: string }> {
+    const open = await this.#lockPending(tx, id);
+    if (open.requested_by === actor.name) {
+      throw new HttpError(
+        403,
+        `retry request ${id} was made by '${actor.name}'; a second operator must approve it`,
+      );
+    }
+    await this.#resetJob(tx, open);
+    const decided = await this.#decide(tx, open, 'approved', actor, reason);
+    const auditId = await this.#o.audit.record(
+      actor,
+      this.#decisionEntry('retry-approve', decided, reason, 'approved'),
+      tx,
+    );
+    return { request: decided, auditId };
   }
 
   /** Rejects a pending request (its requester may withdraw it this way). */
@@ -140,8 +153,8 @@ export class RetryRequests {
     id: string,
     reasonInput: unknown,
   ): Promise<RetryRequest> {
-    const entry = { action: 'retry-reject', id };
-    return this.#audited(actor, entry, async () => {
+    const entry = { action: 'retry-reject', detail: { request_id: id } };
+    return this.#o.audit.refusalsAudited(actor, entry, async () => {
       requireOperator(actor, 'reject a retry request');
       const reason = checkReason(reasonInput, true, 'it is rejected')!;
       return withTransaction(this.#o.pool, async (tx) => {
@@ -214,27 +227,5 @@ export class RetryRequests {
       outcome,
       detail: { request_id: request.id, requested_by: request.requested_by },
     };
-  }
-
-  async #audited<T>(
-    actor: Actor,
-    entry: { action: string; id: string },
-    fn: () => Promise<T>,
-  ): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (error instanceof HttpError && error.status < 500) {
-        await this.#o.audit.refused(actor, {
-          action: entry.action,
-          detail: {
-            request_id: entry.id,
-            status: error.status,
-            error: error.message,
-          },
-        });
-      }
-      throw error;
-    }
   }
 }

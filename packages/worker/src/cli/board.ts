@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { startBoard } from '@lana-jobs/board';
 import { builtinJobTypes } from '../jobs/index.js';
 import { cliContext } from './context.js';
+import { waitForSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
 export function boardCommand(): Command {
@@ -49,16 +50,4 @@ export function boardCommand(): Command {
       await board.close();
     });
   return command;
-}
-
-function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      resolve(signal);
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
 }

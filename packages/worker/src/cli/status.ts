@@ -1,16 +1,19 @@
 import { Command } from 'commander';
-import { createPool, JobNotFoundError, JobTracker } from '@lana-jobs/core';
+import {
+  createPool,
+  isUuid,
+  JobNotFoundError,
+  JobTracker,
+} from '@lana-jobs/core';
 import { cliContext } from './context.js';
 import { UsageError } from './usage-error.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function statusCommand(): Command {
   const command = new Command('status')
     .description('print a job record and its attempts as JSON')
     .argument('<id>', 'the job id (a UUID)')
     .action(async (id: string) => {
-      if (!UUID.test(id))
+      if (!isUuid(id))
         throw new UsageError(`'${id}' is not a job id (a UUID)`, command);
       const { config, logger } = cliContext('cli');
       const pool = createPool({

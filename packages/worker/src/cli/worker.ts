@@ -3,6 +3,7 @@ import { configSecrets, createLogger } from '@lana-jobs/core';
 import { builtinJobs } from '../jobs/index.js';
 import { WorkerRuntime } from '../runtime.js';
 import { cliContext } from './context.js';
+import { waitForSignal } from './signals.js';
 import { UsageError } from './usage-error.js';
 
 export function workerCommand(): Command {
@@ -59,16 +60,4 @@ function exitAtOnce(): never {
     'second signal: exiting at once; running attempts will be taken over when their leases expire\n',
   );
   process.exit(EXIT_FORCED);
-}
-
-function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      resolve(signal);
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
 }
