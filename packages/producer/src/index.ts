@@ -3,6 +3,7 @@ export {
   createProducer,
   type EnqueueOptions,
   type EnqueueResult,
+  type CancelOptions,
   type CancelResult,
   type JobRequest,
   type ProducerOptions,
