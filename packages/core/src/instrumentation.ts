@@ -4,7 +4,8 @@
  * `--import tsx --import ./packages/core/src/instrumentation.ts`): under
  * ESM the pg, ioredis and express instrumentations patch only modules that
  * load after the import-in-the-middle hook is registered, so starting the
- * SDK from inside the application gives no such spans.
+ * SDK from inside the application gives no such spans. (The undici one,
+ * for global fetch, listens on diagnostics channels and needs no hook.)
  *
  * Configured by the standard variables: `OTEL_SDK_DISABLED`,
  * `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
@@ -28,6 +29,7 @@ import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { MetricReader } from '@opentelemetry/sdk-metrics';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { IncomingMessage } from 'node:http';
+import type { UndiciRequest } from '@opentelemetry/instrumentation-undici';
 
 // NOTE: first, before anything else loads: see the header.
 if (telemetryWanted(process.env)) {
@@ -137,11 +139,12 @@ async function metricReaders(names: string[], env: Env) {
 }
 
 async function instrumentations(): Promise<Instrumentation[]> {
-  const [http, express, pg, ioredis] = await Promise.all([
+  const [http, express, pg, ioredis, undici] = await Promise.all([
     import('@opentelemetry/instrumentation-http'),
     import('@opentelemetry/instrumentation-express'),
     import('@opentelemetry/instrumentation-pg'),
     import('@opentelemetry/instrumentation-ioredis'),
+    import('@opentelemetry/instrumentation-undici'),
   ]);
   // Health and metrics endpoints get no server spans.
   const untraced = new Set(['/metrics', '/healthz', '/readyz']);
@@ -161,7 +164,32 @@ async function instrumentations(): Promise<Instrumentation[]> {
       // arguments: keep the command name only.
       dbStatementSerializer: (command: string) => command,
     }),
+    // Global fetch (undici), which the http instrumentation does not see:
+    // the Sumsub client's calls. Only inside a span (an attempt's), like
+    // pg and ioredis.
+    new undici.UndiciInstrumentation({
+      requireParentforSpans: true,
+      // NOTE: no `headersToSpanAttributes`: Sumsub's X-App-Token and
+      // X-App-Access-Sig headers are secrets, and none is recorded.
+      startSpanHook: withoutQuery,
+    }),
   ];
+}
+
+/**
+ * `url.full` without the query (a query may carry a token or data), and no
+ * `url.query`. The path stays: Sumsub's holds an applicant id, an opaque
+ * reference that the sync's logs and results carry too.
+ */
+function withoutQuery(request: UndiciRequest) {
+  let url: URL;
+  try {
+    url = new URL(request.path, request.origin);
+  } catch {
+    // The instrumentation skips a request whose URL it cannot read.
+    return {};
+  }
+  return { 'url.full': `${url.origin}${url.pathname}`, 'url.query': undefined };
 }
 
 /**

@@ -10,12 +10,15 @@
  */
 import {
   metrics,
+  ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
   trace,
+  TraceFlags,
   type Attributes,
   type Context,
   type Counter,
+  type Link,
   type MeterProvider,
   type Span,
 } from '@opentelemetry/api';
@@ -109,6 +112,47 @@ export function startProcessSpan(
       },
     },
     parent,
+  );
+}
+
+/**
+ * Starts `complete batch`, the span of the statements that several
+ * attempts share when their completions commit together (BEGIN, the one
+ * completing statement, COMMIT): a root of its own, linked to the span of
+ * each attempt (`members`, the contexts the attempts completed in). As the
+ * child of one attempt it would put the others' work in that one's trace.
+ *
+ * Undefined when no member is sampled: the batch then goes untraced, like
+ * its attempts.
+ */
+export function startCompleteBatchSpan(
+  tracerName: string,
+  members: readonly Context[],
+): Span | undefined {
+  const links: Link[] = [];
+  for (const member of members) {
+    const linked = trace.getSpanContext(member);
+    if (linked && trace.isSpanContextValid(linked))
+      links.push({ context: linked });
+  }
+  const sampled = links.some(
+    (link) => (link.context.traceFlags & TraceFlags.SAMPLED) !== 0,
+  );
+  if (!sampled) return undefined;
+  return trace.getTracer(tracerName).startSpan(
+    'complete batch',
+    {
+      kind: SpanKind.INTERNAL,
+      root: true,
+      links,
+      attributes: {
+        [A.messagingSystem]: MESSAGING_SYSTEM,
+        [A.operationType]: 'settle',
+        [A.operationName]: 'complete',
+        [A.batchMessageCount]: members.length,
+      },
+    },
+    ROOT_CONTEXT,
   );
 }
 

@@ -3,23 +3,32 @@ import {
   LeaseLostError,
   PostgresUnavailableError,
   rollbackQuietly,
+  startCompleteBatchSpan,
   type JobTracker,
   type Logger,
   type Pool,
   type Queryable,
 } from '@lana-jobs/core';
+import { context, ROOT_CONTEXT, trace, type Context } from '@opentelemetry/api';
 import type { Attempt } from './attempt.js';
 
 /** Completions in one transaction at most. */
 export const COMPLETION_BATCH_MAX = 64;
 /** The shortest statement timeout a completion gets near its deadline. */
 export const STATEMENT_TIMEOUT_MIN_MS = 50;
+/**
+ * The tracer of the batch span: the worker's (`WORKER_TELEMETRY_NAME`,
+ * not imported: dispatcher.ts imports this module through attempt.ts).
+ */
+const TRACER_NAME = '@lana-jobs/worker';
 
 interface Waiting {
   attempt: Attempt;
   fn: (tx: Queryable) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  /** The context the attempt completed in: its `process` span's. */
+  ctx: Context;
 }
 
 /**
@@ -30,6 +39,11 @@ interface Waiting {
  * is completed in a transaction of its own, where a refused job changes
  * nothing and the others commit. So a job's writes may run more than once
  * before they commit once: they must be SQL only.
+ *
+ * Traces: each job's writes run in the context its attempt completed in,
+ * so their spans stay in that job's trace (the flush itself runs in
+ * whichever context scheduled it). The shared statements run under a
+ * `complete batch` span of their own, linked to every attempt's span.
  */
 export class CompletionBatcher {
   #waiting: Waiting[] = [];
@@ -48,6 +62,7 @@ export class CompletionBatcher {
         fn,
         resolve: resolve as (v: unknown) => void,
         reject,
+        ctx: context.active(),
       });
       if (this.#waiting.length >= COMPLETION_BATCH_MAX) {
         void this.#flush();
@@ -63,8 +78,22 @@ export class CompletionBatcher {
     const batch = this.#waiting;
     this.#waiting = [];
     if (batch.length === 0) return;
-    if (batch.length > 1 && (await this.#together(batch))) return;
+    if (batch.length > 1 && (await this.#traced(batch))) return;
     await Promise.all(batch.map((w) => this.#alone(w)));
+  }
+
+  /** {@link #together} under the batch's span (see the class). */
+  async #traced(batch: Waiting[]): Promise<boolean> {
+    const span = startCompleteBatchSpan(
+      TRACER_NAME,
+      batch.map((w) => w.ctx),
+    );
+    const shared = span ? trace.setSpan(ROOT_CONTEXT, span) : ROOT_CONTEXT;
+    try {
+      return await context.with(shared, () => this.#together(batch));
+    } finally {
+      span?.end();
+    }
   }
 
   /** One transaction for the batch; false when it had to roll back. */
@@ -83,7 +112,9 @@ export class CompletionBatcher {
         `BEGIN; SET LOCAL statement_timeout = ${statementTimeout(timeoutMs)}`,
       );
       const values: unknown[] = [];
-      for (const w of batch) values.push(await w.fn(client));
+      for (const w of batch) {
+        values.push(await context.with(w.ctx, () => w.fn(client)));
+      }
       if (batch.some((w) => w.attempt.ended))
         throw new LeaseLostError('(batch)');
 
@@ -122,7 +153,8 @@ export class CompletionBatcher {
 
   async #alone(w: Waiting): Promise<void> {
     try {
-      w.resolve(await w.attempt.completeAlone(w.fn));
+      const alone = () => w.attempt.completeAlone(w.fn);
+      w.resolve(await context.with(w.ctx, alone));
     } catch (error) {
       w.reject(error);
     }

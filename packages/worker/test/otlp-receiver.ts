@@ -23,6 +23,8 @@ export interface ReceivedSpan {
   kind: number;
   attributes: Record<string, AttributeValue>;
   events: { name: string; attributes: Record<string, AttributeValue> }[];
+  /** The spans this one links to (e.g. a batch's, to each job's). */
+  links: { traceId: string; spanId: string }[];
   /** OTLP's numbers: 0 unset, 1 ok, 2 error. */
   status: { code: number; message?: string };
 }
@@ -34,7 +36,13 @@ export interface ReceivedPoint {
   attributes: Record<string, AttributeValue>;
 }
 
-export const SPAN_KIND = { server: 2, client: 3, producer: 4, consumer: 5 };
+export const SPAN_KIND = {
+  internal: 1,
+  server: 2,
+  client: 3,
+  producer: 4,
+  consumer: 5,
+};
 export const STATUS_ERROR = 2;
 
 /** What a test needs of the received telemetry. */
@@ -138,6 +146,10 @@ function toSpan(service: string | undefined, s: any): ReceivedSpan {
     events: (s.events ?? []).map((e: any) => ({
       name: e.name,
       attributes: attributesOf(e.attributes),
+    })),
+    links: (s.links ?? []).map((l: any) => ({
+      traceId: l.traceId,
+      spanId: l.spanId,
     })),
     status: { code: s.status?.code ?? 0, message: s.status?.message },
   };
