@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { JobTypeRegistry, defineJobType } from '@lana-jobs/core';
 import { waitFor } from '@lana-jobs/core/testing';
 import {
+  alertsResponse,
   loadAlertRules,
   parseAlertRules,
   rulesFor,
@@ -244,6 +245,68 @@ describe('alert evaluator', () => {
     expect([after.firing.length, after.resolved.length]).toEqual([1, 1]);
   });
 
+  it('says when the alerts were evaluated, and that they are stale after a failed evaluation', async () => {
+    t = await createBoardTestEnv(TYPES);
+    let clock = new Date('2030-01-01T00:00:00.000Z');
+    const rules = parseAlertRules({}, t.deps.jobTypes, 'test rules');
+    const metrics = createBoardMetrics(t.deps, {
+      cacheMs: 0,
+      timeoutMs: 1_000,
+      defaultMetrics: false,
+    });
+    evaluator = startAlertEvaluator({
+      deps: t.deps,
+      metrics,
+      rules,
+      everyMs: 3_600_000,
+      now: () => clock,
+    });
+    await evaluator.evaluate();
+    expect(evaluator.status()).toEqual({
+      evaluatedAt: '2030-01-01T00:00:00.000Z',
+      stale: false,
+    });
+
+    // Postgres cannot be read (the snapshot's scan waits on a lock).
+    clock = new Date('2030-01-01T00:01:00.000Z');
+    const locker = await t.env.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(
+        `LOCK TABLE ${t.env.schema}.jobs IN ACCESS EXCLUSIVE MODE`,
+      );
+      await evaluator.evaluate();
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
+    expect(evaluator.status()).toEqual({
+      evaluatedAt: '2030-01-01T00:00:00.000Z',
+      stale: true,
+    });
+    expect(alertsResponse(evaluator)).toEqual({
+      alerts: [],
+      evaluated_at: '2030-01-01T00:00:00.000Z',
+      stale: true,
+    });
+
+    // The next evaluation once the timed-out read has ended is current.
+    const e = evaluator;
+    const status = await waitFor('a fresh evaluation', async () => {
+      await e.evaluate();
+      return e.status().stale ? undefined : e.status();
+    });
+    expect(status).toEqual({
+      evaluatedAt: '2030-01-01T00:01:00.000Z',
+      stale: false,
+    });
+    expect(alertsResponse(undefined)).toEqual({
+      alerts: [],
+      evaluated_at: null,
+      stale: true,
+    });
+  });
+
   it('fires QueueBackedUp when the oldest due job has waited too long', async () => {
     const { env, evaluator: e } = await start({
       defaults: { queueBackup: { maxWaitingAge: '30s' } },
@@ -292,7 +355,31 @@ describe('alert rules file', () => {
         severity: 'warning',
       },
     });
-    expect(rulesFor(rules, 'beta').longRunning.softTimeLimitMs).toBeUndefined();
+    // beta sets no soft limit: half its hard limit (the default 5 minutes).
+    expect(rulesFor(rules, 'beta').longRunning.softTimeLimitMs).toBe(150_000);
+  });
+
+  it('falls back to half the hard limit when neither the file nor the type sets a soft limit', () => {
+    const gamma = defineJobType({
+      name: 'gamma',
+      schema: z.object({}),
+      hardTimeLimitMs: 40_000,
+    });
+    const types = new JobTypeRegistry([alpha, gamma]);
+    const rules = parseAlertRules(
+      { types: { alpha: { failureRate: { threshold: 0.5 } } } },
+      types,
+      'test rules',
+    );
+    expect(softTimeLimitsOf(rules)).toEqual(
+      new Map([
+        ['alpha', 300],
+        ['gamma', 20_000],
+      ]),
+    );
+    expect(softTimeLimitsOf(loadAlertRules(undefined, types))).toEqual(
+      softTimeLimitsOf(rules),
+    );
   });
 
   it('applies defaults to every type and a type entry over them', () => {

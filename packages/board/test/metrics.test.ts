@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineJobType, type Pool } from '@lana-jobs/core';
-import { deleteKeys } from '@lana-jobs/core/testing';
+import { deleteKeys, waitFor } from '@lana-jobs/core/testing';
 import { createProducer } from '@lana-jobs/producer';
 import { createBoardMetrics } from '../src/metrics/index.js';
 import {
@@ -219,7 +219,8 @@ describe('board metrics', () => {
     await sql(
       t.env.pool,
       t.env.schema,
-      `UPDATE $schema.jobs SET created_at = now() - interval '30 seconds' WHERE id = $1`,
+      `UPDATE $schema.jobs SET created_at = now() - interval '30 seconds',
+         updated_at = now() - interval '30 seconds' WHERE id = $1`,
       [job!.id],
     );
     const lag = sample(await metrics.metrics(), 'lana_jobs_relay_lag_seconds');
@@ -279,13 +280,13 @@ describe('board metrics', () => {
     expect(
       sample(text, 'lana_jobs_running_past_soft_limit', { job_type: 'alpha' }),
     ).toBe(1);
-    // beta has no soft limit: no series, rather than a 0 that means nothing.
+    // beta sets no soft limit: half its hard limit (5 minutes) stands in.
     expect(
       sample(text, 'lana_jobs_running_past_soft_limit', { job_type: 'beta' }),
-    ).toBeUndefined();
+    ).toBe(0);
   });
 
-  it('reports the latency of the latest completed canary, and none before', async () => {
+  it('reports the enqueue-to-completion latency of the latest completed canary, and none before', async () => {
     t = await createBoardTestEnv(TYPES);
     const metrics = createBoardMetrics(t.deps, {
       cacheMs: 0,
@@ -295,13 +296,19 @@ describe('board metrics', () => {
       sample(await metrics.metrics(), 'lana_jobs_canary_latency_seconds'),
     ).toBeUndefined();
 
-    for (const lateBy of [5, 2]) {
+    // Enqueued 5 s and 2 s ago; the second, due 30 s before it was
+    // recorded (a late schedule tick), still counts from its enqueue.
+    for (const [enqueuedAgo, dueAgo] of [
+      [5, 5],
+      [2, 30],
+    ]) {
       const { id } = await t.producer.enqueue('canary', {});
       await sql(
         t.env.pool,
         t.env.schema,
-        `UPDATE $schema.jobs SET scheduled_at = now() - $2::int * interval '1 second' WHERE id = $1`,
-        [id, lateBy],
+        `UPDATE $schema.jobs SET created_at = now() - $2::int * interval '1 second',
+           scheduled_at = now() - $3::int * interval '1 second' WHERE id = $1`,
+        [id, enqueuedAgo, dueAgo],
       );
       await complete(t.env.pool, t.tracker, id);
     }
@@ -311,6 +318,32 @@ describe('board metrics', () => {
     expect(latency).toBeGreaterThanOrEqual(2);
     expect(latency).toBeLessThan(4);
     expect(sample(text, 'lana_jobs_canary_age_seconds')).toBeLessThan(5);
+  });
+
+  it('reads no canary recorded before the lookback', async () => {
+    t = await createBoardTestEnv(TYPES);
+    const metrics = createBoardMetrics(t.deps, {
+      cacheMs: 0,
+      defaultMetrics: false,
+    });
+    const { id } = await t.producer.enqueue('canary', {});
+    await complete(t.env.pool, t.tracker, id);
+    expect(
+      sample(await metrics.metrics(), 'lana_jobs_canary_latency_seconds'),
+    ).toBeDefined();
+
+    // Recorded 11 minutes ago: past the 10-minute lookback (3 intervals of
+    // the default CANARY_EVERY, 1m, are less).
+    await sql(
+      t.env.pool,
+      t.env.schema,
+      `UPDATE $schema.jobs SET created_at = now() - interval '11 minutes' WHERE id = $1`,
+      [id],
+    );
+    const text = await metrics.metrics();
+
+    expect(sample(text, 'lana_jobs_canary_latency_seconds')).toBeUndefined();
+    expect(sample(text, 'lana_jobs_canary_age_seconds')).toBeUndefined();
   });
 
   it('still serves the Postgres metrics when Redis is unreachable', async () => {
@@ -348,14 +381,14 @@ describe('board metrics', () => {
 
   it('serves concurrent scrapes and snapshots from one read', async () => {
     t = await createBoardTestEnv(TYPES);
-    let queries = 0;
+    let reads = 0;
     const pool = t.env.pool;
     const counting = new Proxy(pool, {
       get(target, key) {
-        if (key !== 'query') return Reflect.get(target, key);
-        return (...args: unknown[]) => {
-          queries++;
-          return (target.query as (...a: unknown[]) => unknown)(...args);
+        if (key !== 'connect') return Reflect.get(target, key);
+        return () => {
+          reads++;
+          return target.connect();
         };
       },
     });
@@ -371,7 +404,185 @@ describe('board metrics', () => {
     ]);
     await metrics.metrics();
 
-    // One snapshot: the figures and the canary, two statements in all.
-    expect(queries).toBe(2);
+    // One snapshot: one transaction (the figures and the canary).
+    expect(reads).toBe(1);
+  });
+
+  it('never lowers the failed count when an operator retries a failed job', async () => {
+    t = await createBoardTestEnv(TYPES);
+    const metrics = createBoardMetrics(t.deps, {
+      cacheMs: 0,
+      defaultMetrics: false,
+    });
+    const [id] = await enqueue(t, 'alpha', 1);
+    await fail(t.tracker, alpha, id!);
+    const failed = { job_type: 'alpha', status: 'failed' };
+    expect(
+      sample(await metrics.metrics(), 'lana_jobs_finished_total', failed),
+    ).toBe(1);
+
+    // The operator service's retry: failed -> pending.
+    await sql(
+      t.env.pool,
+      t.env.schema,
+      `UPDATE $schema.jobs SET status = 'pending', scheduled_at = clock_timestamp(),
+         completed_at = NULL, max_attempts = attempts + 1, updated_at = clock_timestamp()
+       WHERE id = $1 AND status = 'failed'`,
+      [id],
+    );
+    const retried = await metrics.metrics();
+    // It fails again: a second failure, counted as one more.
+    await fail(t.tracker, alpha, id!);
+    const again = await metrics.metrics();
+
+    expect(sample(retried, 'lana_jobs_finished_total', failed)).toBe(1);
+    expect(sample(again, 'lana_jobs_finished_total', failed)).toBe(2);
+    // Enqueued counts jobs, not failures: still one.
+    expect(
+      sample(again, 'lana_jobs_enqueued_total', { job_type: 'alpha' }),
+    ).toBe(1);
+  });
+
+  it('reports a paused queue', async () => {
+    t = await createBoardTestEnv(TYPES);
+    const metrics = createBoardMetrics(t.deps, {
+      cacheMs: 0,
+      defaultMetrics: false,
+    });
+    const labels = (jobType: string) => ({
+      job_type: jobType,
+      messaging_destination_name: jobType,
+    });
+    expect(
+      sample(
+        await metrics.metrics(),
+        'lana_jobs_queue_paused',
+        labels('alpha'),
+      ),
+    ).toBe(0);
+
+    await t.deps.queues.get('alpha')!.pause();
+    const text = await metrics.metrics();
+
+    expect(sample(text, 'lana_jobs_queue_paused', labels('alpha'))).toBe(1);
+    expect(sample(text, 'lana_jobs_queue_paused', labels('beta'))).toBe(0);
+  });
+
+  it('measures the relay lag of a job handed back from the hand-back, not from its enqueue', async () => {
+    t = await createBoardTestEnv(TYPES);
+    const metrics = createBoardMetrics(t.deps, {
+      cacheMs: 0,
+      defaultMetrics: false,
+    });
+    const [id] = await enqueue(t, 'alpha', 1);
+    await sql(
+      t.env.pool,
+      t.env.schema,
+      `UPDATE $schema.jobs SET created_at = now() - interval '1 hour',
+         updated_at = now() - interval '1 hour' WHERE id = $1`,
+      [id],
+    );
+
+    // A hand-back as the reconciler's (and the board's) do it, a second ago.
+    const { reconcilerSql } =
+      await import('../../worker/src/reconciler-sql.js');
+    await t.env.pool.query(reconcilerSql(t.env.schema).undispatch, [[id]]);
+    await sql(
+      t.env.pool,
+      t.env.schema,
+      `UPDATE $schema.jobs SET updated_at = updated_at - interval '1 second' WHERE id = $1`,
+      [id],
+    );
+    const lag = sample(await metrics.metrics(), 'lana_jobs_relay_lag_seconds');
+
+    expect(lag).toBeGreaterThanOrEqual(1);
+    expect(lag).toBeLessThan(10);
+  });
+
+  it('cancels a snapshot statement that outlives the timeout, and reports Postgres failed', async () => {
+    t = await createBoardTestEnv(TYPES);
+    const metrics = createBoardMetrics(t.deps, {
+      cacheMs: 0,
+      timeoutMs: 200,
+      defaultMetrics: false,
+    });
+    // Holds the jobs table: the snapshot's scan waits on the lock.
+    const locker = await t.env.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(
+        `LOCK TABLE ${t.env.schema}.jobs IN ACCESS EXCLUSIVE MODE`,
+      );
+
+      const scrapes = await Promise.all([metrics.metrics(), metrics.metrics()]);
+      const again = await metrics.metrics();
+
+      for (const text of [...scrapes, again]) {
+        expect(
+          sample(text, 'lana_jobs_scrape_error', { source: 'postgres' }),
+        ).toBe(1);
+      }
+      // Postgres itself ended the statement: nothing of it waits on.
+      const lingering = await waitFor(
+        'the snapshot statement to be cancelled',
+        async () => {
+          const n = await snapshotStatements(t!.env.pool, t!.env.schema);
+          return n === 0 || undefined;
+        },
+        { timeoutMs: 2_000, intervalMs: 50 },
+      );
+      expect(lingering).toBe(true);
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
+    expect(
+      sample(await metrics.metrics(), 'lana_jobs_scrape_error', {
+        source: 'postgres',
+      }),
+    ).toBe(0);
+  });
+
+  it('never runs a second snapshot read while one still runs', async () => {
+    t = await createBoardTestEnv(TYPES);
+    // Postgres's limit longer than the scrape's: the scrapes answer while
+    // the first read still waits on the lock.
+    const metrics = createBoardMetrics(t.deps, {
+      cacheMs: 0,
+      timeoutMs: 100,
+      statementTimeoutMs: 1_500,
+      defaultMetrics: false,
+    });
+    const locker = await t.env.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(
+        `LOCK TABLE ${t.env.schema}.jobs IN ACCESS EXCLUSIVE MODE`,
+      );
+      const first = await metrics.metrics();
+      const second = await metrics.metrics();
+      const running = await snapshotStatements(t.env.pool, t.env.schema);
+
+      for (const text of [first, second]) {
+        expect(
+          sample(text, 'lana_jobs_scrape_error', { source: 'postgres' }),
+        ).toBe(1);
+      }
+      expect(running).toBe(1);
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
   });
 });
+
+/** Snapshot scans of this schema running now, as Postgres sees them. */
+async function snapshotStatements(pool: Pool, schema: string) {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+     WHERE state = 'active' AND query LIKE '%oldest_undispatched_at%'
+       AND query LIKE $1 AND pid <> pg_backend_pid()`,
+    [`%"${schema}".jobs%`],
+  );
+  return rows[0]!.n;
+}

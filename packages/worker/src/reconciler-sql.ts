@@ -31,7 +31,7 @@ export function reconcilerSql(schema: string) {
           SET generation = EXCLUDED.generation, changed_at = now()
         RETURNING generation
       ), reset AS (
-        UPDATE ${s}.jobs SET dispatched_at = NULL
+        UPDATE ${s}.jobs SET dispatched_at = NULL, updated_at = clock_timestamp()
         WHERE dispatched_at IS NOT NULL
           AND status IN ('pending', 'retrying', 'running')
         RETURNING 1
@@ -54,9 +54,13 @@ export function reconcilerSql(schema: string) {
       WHERE id = ANY($1::uuid[])
         AND status IN ('pending', 'retrying', 'running')`,
 
-    /** Hands jobs back to the relay (still only those not final). */
+    /**
+     * Hands jobs back to the relay (still only those not final). NOTE:
+     * `updated_at` marks the hand-back: the board's relay lag counts from
+     * it, not from when the job was recorded.
+     */
     undispatch: `
-      UPDATE ${s}.jobs SET dispatched_at = NULL
+      UPDATE ${s}.jobs SET dispatched_at = NULL, updated_at = clock_timestamp()
       WHERE id = ANY($1::uuid[])
         AND status IN ('pending', 'retrying', 'running')`,
   };

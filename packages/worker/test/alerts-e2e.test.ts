@@ -10,6 +10,7 @@ import { JobTypeRegistry, createLogger } from '@lana-jobs/core';
 import { waitFor } from '@lana-jobs/core/testing';
 // NOTE: from the board's sources until its index exports them.
 import {
+  loadAlertRules,
   parseAlertRules,
   softTimeLimitsOf,
   startAlertEvaluator,
@@ -18,6 +19,7 @@ import {
 import { createBoardMetrics } from '../../board/src/metrics/index.js';
 import type { AlertName, BoardDeps } from '@lana-jobs/board';
 import { canary, canaryType } from '../src/jobs/canary/index.js';
+import { builtinJobTypes } from '../src/jobs/index.js';
 import { createHarness, type Harness } from './helpers.js';
 
 interface LogLine {
@@ -92,6 +94,24 @@ function changes(logs: readonly LogLine[], name: AlertName) {
 }
 
 describe('alerts end to end', () => {
+  it('gives every built-in job type a soft limit below its hard limit, which the built-in rules use', () => {
+    const rules = loadAlertRules(
+      undefined,
+      new JobTypeRegistry([...builtinJobTypes]),
+    );
+    const limits = softTimeLimitsOf(rules);
+    for (const type of builtinJobTypes) {
+      expect(type.softTimeLimitMs, type.name).toBeDefined();
+      expect(type.softTimeLimitMs!, type.name).toBeLessThan(
+        type.hardTimeLimitMs,
+      );
+      expect(limits.get(type.name), type.name).toBe(type.softTimeLimitMs);
+    }
+    expect([...limits.keys()].sort()).toEqual(
+      builtinJobTypes.map((t) => t.name).sort(),
+    );
+  });
+
   it('fires JobFailureRateHigh when canaries fail, and resolves when they stop', async () => {
     h = await createHarness();
     await h.worker([canary]);

@@ -124,29 +124,37 @@ function checkMetrics(text: string): { status: number | null; output: string } {
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
+/** A harness with a canary worker serving metrics, and a board beside it. */
+async function startBoardAndWorker() {
+  const harness = await createHarness();
+  h = harness;
+  const worker = await harness.worker([canary], {
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+  });
+  const running = await startBoard({
+    config: harness.env.config,
+    logger: harness.env.logger,
+    jobTypes: [canaryType],
+    port: 0,
+    host: '127.0.0.1',
+  });
+  board = running;
+  return { harness, worker, board: running };
+}
+
 describe('Prometheus', () => {
   it('scrapes the board and a worker, and sees the enqueue rate', async () => {
     requireBinary('prometheus');
     requireBinary('promtool');
-    h = await createHarness();
-    const worker = await h.worker([canary], {
-      metricsPort: 0,
-      metricsHost: '127.0.0.1',
-    });
-    board = await startBoard({
-      config: h.env.config,
-      logger: h.env.logger,
-      jobTypes: [canaryType],
-      port: 0,
-      host: '127.0.0.1',
-    });
-    const producer = h.producer([canaryType]);
+    const { harness, worker, board: running } = await startBoardAndWorker();
+    const producer = harness.producer([canaryType]);
     await producer.enqueue('canary', { label: 'first' });
     dataDir = mkdtempSync(join(tmpdir(), 'lana-prometheus-'));
     const port = await freePort();
     await startPrometheus(
       dataDir,
-      prometheusConfig(board.port, worker.metricsPort!),
+      prometheusConfig(running.port, worker.metricsPort!),
       port,
     );
 
@@ -192,23 +200,12 @@ describe('Prometheus', () => {
 
   it('serves board and worker scrapes that promtool check metrics accepts', async () => {
     requireBinary('promtool');
-    h = await createHarness();
-    const worker = await h.worker([canary], {
-      metricsPort: 0,
-      metricsHost: '127.0.0.1',
-    });
-    board = await startBoard({
-      config: h.env.config,
-      logger: h.env.logger,
-      jobTypes: [canaryType],
-      port: 0,
-      host: '127.0.0.1',
-    });
-    const { id } = await h.producer([canaryType]).enqueue('canary', {});
-    await h.waitForStatus(id, 'completed');
+    const { harness, worker, board: running } = await startBoardAndWorker();
+    const { id } = await harness.producer([canaryType]).enqueue('canary', {});
+    await harness.waitForStatus(id, 'completed');
 
     for (const url of [
-      `${board.url}/metrics`,
+      `${running.url}/metrics`,
       `http://127.0.0.1:${worker.metricsPort}/metrics`,
     ]) {
       const res = await fetch(url);

@@ -22,7 +22,19 @@ export interface AlertEvaluatorOptions {
   now?: () => Date;
 }
 
+/** How current the alerts firing are. */
+export interface AlertStatus {
+  /** When the alerts firing were last worked out (ISO); null before that. */
+  evaluatedAt: string | null;
+  /**
+   * True when the latest evaluation failed (the alerts are those of
+   * `evaluatedAt`, kept as they were) or none has succeeded yet.
+   */
+  stale: boolean;
+}
+
 export interface AlertEvaluator extends AlertSource {
+  status(): AlertStatus;
   /** Evaluates now (waiting for a run in progress rather than overlapping). */
   evaluate(): Promise<void>;
   /** Stops the timer and waits for a run in progress. */
@@ -40,8 +52,11 @@ export function startAlertEvaluator(
 ): AlertEvaluator {
   const { deps, metrics, rules } = options;
   const everyMs = options.everyMs ?? deps.config.alertEveryMs;
-  const state = new AlertState(deps.logger, options.now ?? (() => new Date()));
+  const now = options.now ?? (() => new Date());
+  const state = new AlertState(deps.logger, now);
   const failures = new FailureLog(deps.logger);
+  let evaluatedAt: string | null = null;
+  let stale = true;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let closed = false;
@@ -53,8 +68,11 @@ export function startAlertEvaluator(
       const schema = deps.config.databaseSchema;
       const attempts = await readAttemptCounts(deps.pool, schema, rules);
       state.update(conditionsOf(snapshot, attempts, rules));
+      evaluatedAt = now().toISOString();
+      stale = false;
       failures.succeeded();
     } catch (error) {
+      stale = true;
       failures.failed(error);
     }
   };
@@ -71,6 +89,7 @@ export function startAlertEvaluator(
 
   const evaluator: AlertEvaluator = {
     firing: () => state.firing(),
+    status: () => ({ evaluatedAt, stale }),
     evaluate,
     async close() {
       closed = true;
@@ -81,6 +100,22 @@ export function startAlertEvaluator(
   metrics.useAlerts(evaluator);
   void loop();
   return evaluator;
+}
+
+/**
+ * The body of `GET /api/alerts`: the alerts firing, when they were worked
+ * out and whether that is stale. Without an evaluator (or one without a
+ * status) nothing was evaluated: `stale` is true.
+ */
+export function alertsResponse(
+  source: (AlertSource & { status?(): AlertStatus }) | undefined,
+) {
+  const status = source?.status?.() ?? { evaluatedAt: null, stale: true };
+  return {
+    alerts: source?.firing() ?? [],
+    evaluated_at: status.evaluatedAt,
+    stale: status.stale,
+  };
 }
 
 /** The alerts firing, and the log line of each change. */

@@ -1,7 +1,9 @@
 export {
   startAlertEvaluator,
+  alertsResponse,
   type AlertEvaluator,
   type AlertEvaluatorOptions,
+  type AlertStatus,
 } from './evaluator.js';
 export {
   loadAlertRules,
@@ -18,6 +20,7 @@ export {
   QUEUE_MAX_WAITING_DEFAULT,
   defaultAlertRules,
   rulesFor,
+  softTimeLimitOf,
   softTimeLimitsOf,
   type AlertRules,
   type FailureRateRule,

@@ -17,8 +17,8 @@
  * }
  *
  * A soft limit comes from the type's entry in `types`, else the job type's
- * own `softTimeLimitMs`, else `defaults.longRunning.softTimeLimit`; a type
- * with none raises no long-running alert.
+ * own `softTimeLimitMs`, else `defaults.longRunning.softTimeLimit`, else
+ * half the type's `hardTimeLimitMs`; `enabled: false` turns the alert off.
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -30,6 +30,7 @@ import {
 import {
   ALERT_RULES_DEFAULT,
   defaultAlertRules,
+  softTimeLimitOf,
   type AlertRules,
   type JobTypeAlertRules,
 } from './rules.js';
@@ -138,7 +139,8 @@ function resolve(
     const softTimeLimitMs =
       ms(own?.longRunning?.softTimeLimit) ??
       type.softTimeLimitMs ??
-      defaults.longRunning.softTimeLimitMs;
+      defaults.longRunning.softTimeLimitMs ??
+      softTimeLimitOf(type);
     types.set(type.name, {
       ...rules,
       longRunning: { ...rules.longRunning, softTimeLimitMs },

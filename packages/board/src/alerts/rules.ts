@@ -3,7 +3,7 @@
  * built-in defaults below apply unless `ALERT_RULES_FILE` names a file
  * (see rules-file.ts) that changes them for every type or for one.
  */
-import type { JobTypeRegistry } from '@lana-jobs/core';
+import type { JobType, JobTypeRegistry } from '@lana-jobs/core';
 import type { Alert } from '../deps.js';
 
 export type Severity = Alert['severity'];
@@ -23,7 +23,12 @@ export interface FailureRateRule {
 /** JobRunningPastSoftLimit: a job of the type runs past its soft limit. */
 export interface LongRunningRule {
   enabled: boolean;
-  /** The file's value, else the type's `softTimeLimitMs`; none: no alert. */
+  /**
+   * The file's value for the type, else the type's `softTimeLimitMs`, else
+   * the file's default, else half the type's `hardTimeLimitMs` (see
+   * {@link softTimeLimitOf}); undefined only in `AlertRules.defaults`, for a
+   * type the board does not know (no alert).
+   */
   softTimeLimitMs: number | undefined;
   severity: Severity;
 }
@@ -96,10 +101,19 @@ export function defaultAlertRules(jobTypes: JobTypeRegistry): AlertRules {
   for (const type of jobTypes.list()) {
     types.set(
       type.name,
-      withSoftLimit(ALERT_RULES_DEFAULT, type.softTimeLimitMs),
+      withSoftLimit(ALERT_RULES_DEFAULT, softTimeLimitOf(type)),
     );
   }
   return { source: 'built-in defaults', defaults: ALERT_RULES_DEFAULT, types };
+}
+
+/**
+ * A type's soft limit when no rules file sets one: its own
+ * `softTimeLimitMs`, else half its hard limit, so that an attempt is
+ * reported well before it is aborted (every type has a hard limit).
+ */
+export function softTimeLimitOf(type: JobType): number {
+  return type.softTimeLimitMs ?? type.hardTimeLimitMs / 2;
 }
 
 /** Copies `rules` with a soft limit filled in where it has none. */

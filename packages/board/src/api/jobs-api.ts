@@ -3,6 +3,7 @@
  * operators' actions on jobs, queues and retry requests. Every answer is
  * JSON; an error is `{ "error": "…" }` naming what was wrong.
  */
+import { alertsResponse } from '../alerts/index.js';
 import express, { Router, type Request } from 'express';
 import {
   isUuid,
@@ -52,7 +53,7 @@ function readRoutes(router: Router, options: JobsApiOptions): void {
     res.json({ name, role });
   });
   router.get('/alerts', (_req, res) => {
-    res.json({ alerts: options.alerts?.firing() ?? [] });
+    res.json(alertsResponse(options.alerts));
   });
   router.get('/jobs', async (req, res) => {
     res.json(await listJobs(options, req));

@@ -7,7 +7,12 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '@lana-jobs/core';
 import type { AlertSource, BoardDeps } from '../deps.js';
 import { registerFamilies } from './families.js';
-import { takeSnapshot, type MonitoringSnapshot } from './snapshot.js';
+import { softTimeLimitOf } from '../alerts/rules.js';
+import {
+  CANARY_LOOKBACK_MS_DEFAULT,
+  snapshotTaker,
+  type MonitoringSnapshot,
+} from './snapshot.js';
 
 /**
  * A snapshot is reused this long, so that concurrent scrapes (several
@@ -19,7 +24,8 @@ export const SNAPSHOT_TIMEOUT_MS_DEFAULT = 3_000;
 
 /**
  * prom-client's default gauges that end in `_total`, which promtool (2.42)
- * rejects as gauges; left out.
+ * rejects as gauges; left out. NOTE: the worker's metrics.ts keeps the same
+ * list and setup; one shared helper in core would end the copy.
  */
 const REJECTED_DEFAULT_METRICS = [
   'nodejs_active_handles_total',
@@ -37,8 +43,13 @@ export interface BoardMetricsOptions {
   softTimeLimitsMs?: ReadonlyMap<string, number>;
   /** Defaults to {@link SNAPSHOT_CACHE_MS_DEFAULT}; 0 reads at every call. */
   cacheMs?: number;
-  /** Defaults to {@link SNAPSHOT_TIMEOUT_MS_DEFAULT}. */
+  /**
+   * Defaults to {@link SNAPSHOT_TIMEOUT_MS_DEFAULT}. Postgres cancels a
+   * snapshot statement past it too (`statement_timeout`).
+   */
   timeoutMs?: number;
+  /** Postgres's limit alone, for tests; defaults to `timeoutMs`. */
+  statementTimeoutMs?: number;
   /** The board process's own `process_*`/`nodejs_*` metrics. Defaults to true. */
   defaultMetrics?: boolean;
 }
@@ -64,8 +75,14 @@ export function createBoardMetrics(
   const registry = new Registry();
   const softTimeLimitsMs = options.softTimeLimitsMs ?? typeSoftLimits(deps);
   const timeoutMs = options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS_DEFAULT;
+  const take = snapshotTaker(deps, {
+    softTimeLimitsMs,
+    timeoutMs,
+    statementTimeoutMs: options.statementTimeoutMs,
+    canaryLookbackMs: canaryLookbackMs(deps.config.canaryEveryMs),
+  });
   const snapshot = cachedSnapshots(
-    () => takeSnapshot(deps, { softTimeLimitsMs, timeoutMs }),
+    take,
     options.cacheMs ?? SNAPSHOT_CACHE_MS_DEFAULT,
     sourceErrorLogger(deps.logger),
   );
@@ -88,15 +105,20 @@ export function createBoardMetrics(
   };
 }
 
-/** The soft time limits the job types declare. */
+/** The soft time limits of the job types, as the built-in rules take them. */
 function typeSoftLimits(deps: BoardDeps): Map<string, number> {
-  const limits = new Map<string, number>();
-  for (const type of deps.jobTypes.list()) {
-    if (type.softTimeLimitMs !== undefined) {
-      limits.set(type.name, type.softTimeLimitMs);
-    }
-  }
-  return limits;
+  return new Map(
+    deps.jobTypes.list().map((type) => [type.name, softTimeLimitOf(type)]),
+  );
+}
+
+/**
+ * How far back the canary is looked for: 3 of its intervals, so that one
+ * late or lost canary does not blank the figure, and at least
+ * {@link CANARY_LOOKBACK_MS_DEFAULT}.
+ */
+export function canaryLookbackMs(canaryEveryMs: number | null): number {
+  return Math.max(CANARY_LOOKBACK_MS_DEFAULT, 3 * (canaryEveryMs ?? 0));
 }
 
 /**

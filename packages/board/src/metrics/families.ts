@@ -36,8 +36,11 @@ export function registerFamilies(context: FamilyContext): void {
 function registerCountFamilies(context: FamilyContext): void {
   // NOTE: the counters are read from Postgres, not counted here: they are
   // the absolute totals of every producer, so they are set (reset, then
-  // incremented by the total) at each scrape. They never go down, also
-  // through retention purges; a board restart is no reset for rate().
+  // incremented by the total) at each scrape. They never go down: purged
+  // jobs stay counted (job_counts_purged), and so does a failed job that an
+  // operator retries (job_counts_retried: failed_total counts every time a
+  // job failed, so a retried job that fails again counts twice). A board
+  // restart is no reset for rate().
   counter(
     context,
     'lana_jobs_enqueued_total',
@@ -52,12 +55,12 @@ function registerCountFamilies(context: FamilyContext): void {
   counter(
     context,
     'lana_jobs_finished_total',
-    'Jobs that reached a final status (completed, failed, cancelled), by job type (from Postgres, purged jobs included).',
+    'Jobs that reached a final status (completed, failed, cancelled), by job type (from Postgres, purged and retried jobs included).',
     ['job_type', 'status'],
     (m, s) => {
       for (const f of s.jobTypes?.values() ?? []) {
         for (const status of FINISHED_STATUSES) {
-          m.inc({ job_type: f.jobType, status }, f.totals[status]);
+          m.inc({ job_type: f.jobType, status }, f.finished[status]);
         }
       }
     },
@@ -116,7 +119,7 @@ function registerAgeFamilies(context: FamilyContext): void {
   gauge(
     context,
     'lana_jobs_relay_lag_seconds',
-    "Age of the oldest recorded job not yet handed to BullMQ (the relay's backlog); 0 when none.",
+    "Seconds the oldest job not in BullMQ has waited for the relay, since it was recorded or last handed back (the relay's backlog); 0 when none.",
     [],
     (m, s) => {
       if (s.relayLagSeconds !== undefined) m.set(s.relayLagSeconds);
@@ -125,7 +128,7 @@ function registerAgeFamilies(context: FamilyContext): void {
   gauge(
     context,
     'lana_jobs_canary_latency_seconds',
-    'End-to-end latency of the latest completed canary job (completed_at - scheduled_at); absent when none completed in the last hour.',
+    'Enqueue-to-completion latency of the latest completed canary job (completed_at - created_at); absent when none recorded in the lookback (10 minutes, or 3 canary intervals) completed.',
     [],
     (m, s) => {
       if (s.canary) m.set(s.canary.latencySeconds);
@@ -134,7 +137,7 @@ function registerAgeFamilies(context: FamilyContext): void {
   gauge(
     context,
     'lana_jobs_canary_age_seconds',
-    'Seconds since the latest canary job completed; absent when none completed in the last hour.',
+    'Seconds since the latest canary job completed; absent when none recorded in the lookback (10 minutes, or 3 canary intervals) completed.',
     [],
     (m, s) => {
       if (s.canary) m.set(s.canary.ageSeconds);
@@ -158,6 +161,21 @@ function registerRedisFamilies(context: FamilyContext): void {
           };
           m.set(labels, q.counts[state]);
         }
+      }
+    },
+  );
+  gauge(
+    context,
+    'lana_jobs_queue_paused',
+    '1 when the BullMQ queue is paused, else 0 (from Redis).',
+    ['job_type', 'messaging_destination_name'],
+    (m, s) => {
+      for (const q of s.queues ?? []) {
+        const labels = {
+          job_type: q.jobType,
+          messaging_destination_name: q.queue,
+        };
+        m.set(labels, q.paused ? 1 : 0);
       }
     },
   );

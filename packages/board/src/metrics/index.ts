@@ -1,4 +1,5 @@
 export {
+  canaryLookbackMs,
   createBoardMetrics,
   SNAPSHOT_CACHE_MS_DEFAULT,
   SNAPSHOT_TIMEOUT_MS_DEFAULT,
@@ -6,6 +7,7 @@ export {
   type BoardMetricsOptions,
 } from './board-metrics.js';
 export {
+  snapshotTaker,
   takeSnapshot,
   enqueuedTotal,
   CANARY_JOB_TYPE,
@@ -13,6 +15,7 @@ export {
   FINISHED_STATUSES,
   OPEN_STATUSES,
   QUEUE_STATES,
+  type FinishedStatus,
   type JobTypeFigures,
   type MonitoringSnapshot,
   type OpenStatus,

@@ -5,7 +5,11 @@
  * that fails leaves its part out and names the error; it never fails the
  * snapshot.
  */
-import type { JobStatus } from '@lana-jobs/core';
+import {
+  withTransaction,
+  type JobStatus,
+  type PoolClient,
+} from '@lana-jobs/core';
 import type { BoardDeps } from '../deps.js';
 import { monitoringSql } from './monitoring-sql.js';
 
@@ -15,6 +19,7 @@ export type OpenStatus = (typeof OPEN_STATUSES)[number];
 
 /** Final statuses counted by `lana_jobs_finished_total`. */
 export const FINISHED_STATUSES = ['completed', 'failed', 'cancelled'] as const;
+export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
 
 /**
  * The BullMQ job states whose counts make a queue's depth. NOTE: BullMQ 5
@@ -34,14 +39,23 @@ export type QueueState = (typeof QUEUE_STATES)[number];
 
 /** The built-in job type whose latency is the end-to-end health signal. */
 export const CANARY_JOB_TYPE = 'canary';
-/** A canary older than this is not reported (its latency goes absent). */
-export const CANARY_LOOKBACK_MS_DEFAULT = 3_600_000;
+/**
+ * Only canaries recorded this recently are read (the latency goes absent
+ * when none completed): 10 minutes, or 3 canary intervals when
+ * `CANARY_EVERY` is longer (see {@link canaryLookbackMs}).
+ */
+export const CANARY_LOOKBACK_MS_DEFAULT = 10 * 60_000;
 
 /** What Postgres says about one job type. */
 export interface JobTypeFigures {
   jobType: string;
   /** Jobs ever recorded, by their current status, purged ones included. */
   totals: Record<JobStatus, number>;
+  /**
+   * Jobs that reached each final status, ever: `totals` plus the jobs that
+   * left it again (a retried failed job). Never goes down.
+   */
+  finished: Record<FinishedStatus, number>;
   /** Jobs not final now, by status (live rows only). */
   open: Record<OpenStatus, number>;
   /** Pending or retrying jobs that are due (`scheduled_at` ≤ now). */
@@ -80,8 +94,17 @@ export interface MonitoringSnapshot {
 export interface SnapshotOptions {
   /** Soft time limits in ms by job type (a rules file may override them). */
   softTimeLimitsMs: ReadonlyMap<string, number>;
-  /** A source that has not answered by then counts as failed. */
+  /**
+   * A source that has not answered by then counts as failed; each Postgres
+   * statement is also cancelled server-side past it (`statement_timeout`).
+   */
   timeoutMs: number;
+  /**
+   * Postgres's `statement_timeout` for each snapshot statement. Defaults
+   * to `timeoutMs`; tests set it longer, to see a read outlive its scrape.
+   */
+  statementTimeoutMs?: number;
+  /** Defaults to {@link CANARY_LOOKBACK_MS_DEFAULT}. */
   canaryLookbackMs?: number;
 }
 
@@ -89,6 +112,7 @@ interface FigureRow {
   job_type: string;
   status: JobStatus;
   total: number;
+  retried: number;
   live: number;
   waiting: number;
   oldest_waiting_seconds: number | null;
@@ -97,13 +121,37 @@ interface FigureRow {
   undispatched_seconds: number | null;
 }
 
+type PostgresFigures = Awaited<ReturnType<typeof readPostgres>>;
+
+/**
+ * Takes snapshots: two statements in Postgres, one script per queue. A
+ * snapshot asked for while the previous Postgres read still runs (it timed
+ * out, but its statement has not ended yet) waits on that read rather than
+ * start another: the board's pool is small, and a slow scan repeated at
+ * every scrape would take every connection.
+ */
+export function snapshotTaker(
+  deps: BoardDeps,
+  options: SnapshotOptions,
+): () => Promise<MonitoringSnapshot> {
+  let reading: Promise<PostgresFigures> | undefined;
+  const postgres = () => {
+    reading ??= readPostgres(deps, options).finally(() => {
+      reading = undefined;
+    });
+    return reading;
+  };
+  return () => takeSnapshot(deps, options, postgres);
+}
+
 /** Takes one snapshot: two statements in Postgres, one script per queue. */
 export async function takeSnapshot(
   deps: BoardDeps,
   options: SnapshotOptions,
+  postgres: () => Promise<PostgresFigures> = () => readPostgres(deps, options),
 ): Promise<MonitoringSnapshot> {
   const [pg, queues] = await Promise.allSettled([
-    withTimeout(readPostgres(deps, options), options.timeoutMs, 'Postgres'),
+    withTimeout(postgres(), options.timeoutMs, 'Postgres'),
     withTimeout(readQueues(deps), options.timeoutMs, 'Redis'),
   ]);
   const errors: MonitoringSnapshot['errors'] = {};
@@ -124,13 +172,19 @@ async function readPostgres(deps: BoardDeps, options: SnapshotOptions) {
   const sql = monitoringSql(deps.config.databaseSchema);
   const limits = Object.fromEntries(options.softTimeLimitsMs);
   const lookbackMs = options.canaryLookbackMs ?? CANARY_LOOKBACK_MS_DEFAULT;
-  const [figures, canary] = await Promise.all([
-    deps.pool.query<FigureRow>(sql.jobFigures, [JSON.stringify(limits)]),
-    deps.pool.query<{ latency_seconds: number; age_seconds: number }>(
-      sql.latestCompleted,
-      [CANARY_JOB_TYPE, lookbackMs],
-    ),
-  ]);
+  const { figures, canary } = await withStatementTimeout(
+    deps,
+    options.statementTimeoutMs ?? options.timeoutMs,
+    async (client) => ({
+      figures: await client.query<FigureRow>(sql.jobFigures, [
+        JSON.stringify(limits),
+      ]),
+      canary: await client.query<{
+        latency_seconds: number;
+        age_seconds: number;
+      }>(sql.latestCompleted, [CANARY_JOB_TYPE, lookbackMs]),
+    }),
+  );
 
   const names = new Set([
     ...deps.jobTypes.names(),
@@ -170,6 +224,7 @@ function emptyFigures(
       retrying: 0,
       cancelled: 0,
     },
+    finished: { completed: 0, failed: 0, cancelled: 0 },
     open: { pending: 0, running: 0, retrying: 0 },
     waiting: 0,
     oldestWaitingAgeSeconds: 0,
@@ -179,9 +234,31 @@ function emptyFigures(
   };
 }
 
+/**
+ * Runs `work` in a transaction whose statements Postgres cancels past
+ * `timeoutMs` (`SET LOCAL`: the pooled connection keeps no setting). NOTE:
+ * a client-side timeout alone would leave the scan running, holding a
+ * connection, while the next scrape started another.
+ */
+function withStatementTimeout<T>(
+  deps: BoardDeps,
+  timeoutMs: number,
+  work: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  return withTransaction(deps.pool, async (client) => {
+    await client.query(`SELECT set_config('statement_timeout', $1, true)`, [
+      String(Math.max(1, Math.ceil(timeoutMs))),
+    ]);
+    return work(client);
+  });
+}
+
 /** Folds one (type, status) row into its type's figures. */
 function addRow(figures: JobTypeFigures, row: FigureRow): void {
   figures.totals[row.status] = row.total;
+  if (isFinished(row.status)) {
+    figures.finished[row.status] = row.total + row.retried;
+  }
   if (isOpen(row.status)) figures.open[row.status] = row.live;
   figures.waiting += row.waiting;
   figures.oldestWaitingAgeSeconds = Math.max(
@@ -199,6 +276,10 @@ function addRow(figures: JobTypeFigures, row: FigureRow): void {
 
 function isOpen(status: JobStatus): status is OpenStatus {
   return (OPEN_STATUSES as readonly string[]).includes(status);
+}
+
+function isFinished(status: JobStatus): status is FinishedStatus {
+  return (FINISHED_STATUSES as readonly string[]).includes(status);
 }
 
 /**
@@ -221,7 +302,10 @@ async function readQueues(deps: BoardDeps): Promise<QueueDepth[]> {
   );
 }
 
-/** Rejects after `ms`; the work itself goes on and is then ignored. */
+/**
+ * Rejects after `ms`, so that a scrape answers on time; the work goes on
+ * until Postgres cancels its statement (Redis: its command's own timeout).
+ */
 function withTimeout<T>(work: Promise<T>, ms: number, what: string) {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

@@ -54,7 +54,7 @@ export function operationsSql(schema: string) {
      * so the relay adds it again on the NOTIFY below, or its next sweep.
      */
     undispatch: `
-      UPDATE ${s}.jobs SET dispatched_at = NULL
+      UPDATE ${s}.jobs SET dispatched_at = NULL, updated_at = clock_timestamp()
       WHERE id = $1 AND status IN ('pending', 'retrying')`,
 
     insertRetryRequest: `

@@ -18,6 +18,9 @@ export const approvalProcessingType = defineJobType({
     /** The approval process to decide. */
     processId: z.guid(),
   }),
+  // Deciding one process is a few statements in one transaction; 15 s
+  // means a lock wait (another vote of the same process) or a slow Postgres.
+  softTimeLimitMs: 15_000,
   hardTimeLimitMs: 60_000,
   // It approves disbursals: an operator's retry needs a second operator.
   movesMoney: true,

@@ -30,6 +30,10 @@ export const canaryType = defineJobType({
     },
   },
   concurrency: 50,
+  // A canary does nothing but a claim and a completion (milliseconds);
+  // 10 s of it means a worker or Postgres is struggling, well before the
+  // hard limit aborts it.
+  softTimeLimitMs: 10_000,
   hardTimeLimitMs: 60_000,
 });
 

@@ -38,6 +38,9 @@ export const customerSyncType = defineJobType({
   // One run at a time per replica; overlapping runs of two replicas are
   // safe (each change is recorded and published once), only wasteful.
   concurrency: 1,
+  // Its interval (CUSTOMER_SYNC_EVERY, 5 minutes): a run longer than that
+  // overlaps the next tick's, Sumsub's rate limit is likely what holds it.
+  softTimeLimitMs: 5 * 60_000,
   hardTimeLimitMs: 30 * 60_000,
 });
 

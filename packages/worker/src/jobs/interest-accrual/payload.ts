@@ -43,6 +43,9 @@ export function defineInterestAccrualType(retry?: Partial<RetryPolicy>) {
     name: INTEREST_ACCRUAL,
     schema: interestAccrualPayload,
     concurrency: 4,
+    // Half the hard limit: one plan or one batch that slow is heading for
+    // the abort, and the day's accrual must close before the next one.
+    softTimeLimitMs: INTEREST_ACCRUAL_HARD_TIME_LIMIT_MS / 2,
     hardTimeLimitMs: INTEREST_ACCRUAL_HARD_TIME_LIMIT_MS,
     retry,
     // It posts interest: an operator's retry needs a second operator.

@@ -42,6 +42,10 @@ export const maintenanceType = defineJobType({
       .default(PURGE_BATCH_SIZE_DEFAULT),
   }),
   concurrency: 1,
+  // A pass purges in batches of PURGE_BATCH_SIZE_DEFAULT rows; 10 minutes
+  // means retention is falling behind (runs are hourly), with 20 left
+  // before the hard limit.
+  softTimeLimitMs: 10 * 60_000,
   hardTimeLimitMs: 30 * 60_000,
 });
 

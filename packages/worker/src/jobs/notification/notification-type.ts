@@ -31,5 +31,8 @@ export const notificationType = defineJobType({
   name: 'notification',
   schema: notificationPayload,
   concurrency: NOTIFICATION_CONCURRENCY_DEFAULT,
+  // Past the mailer's own timeouts (10 s + 10 s + 30 s): what holds the
+  // attempt is not one SMTP wait, and the hard limit is a minute away.
+  softTimeLimitMs: 60_000,
   hardTimeLimitMs: NOTIFICATION_HARD_TIME_LIMIT_MS_DEFAULT,
 });
