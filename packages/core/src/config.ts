@@ -34,6 +34,8 @@ export const MAIL_FROM_DEFAULT = 'lana-jobs <no-reply@localhost>';
 export const PAYMENT_REMINDER_DAYS_DEFAULT = 3;
 export const PORT_DEFAULT = 3000;
 export const METRICS_PORT_DEFAULT = 9464;
+/** Every interface: Prometheus scrapes workers from elsewhere. */
+export const METRICS_HOST_DEFAULT = '0.0.0.0';
 /** How often the board evaluates its alert rules. */
 export const ALERT_EVERY_DEFAULT = '5s';
 
@@ -146,6 +148,8 @@ export interface Config {
   port: number;
   /** `METRICS_PORT`: a worker's own `/metrics` port; 0 for none. */
   metricsPort: number;
+  /** `METRICS_HOST`: the address a worker's `/metrics` listens on. */
+  metricsHost: string;
   /**
    * `BOARD_USERS`: the board's users, `name:role:hash` separated by commas
    * or white space; role `viewer` or `operator`. Empty: nobody can log in.
@@ -269,6 +273,12 @@ export function loadConfig(env: Env = process.env): Config {
     ),
     port: read.positiveInt('PORT', PORT_DEFAULT),
     metricsPort: read.positiveInt('METRICS_PORT', METRICS_PORT_DEFAULT, 0),
+    metricsHost: read.pattern(
+      'METRICS_HOST',
+      METRICS_HOST_DEFAULT,
+      /^[0-9A-Za-z.:-]+$/,
+      'an address or host name such as 127.0.0.1 or ::',
+    ),
     maintenanceEveryMs: read.every(
       'MAINTENANCE_EVERY',
       MAINTENANCE_EVERY_DEFAULT,

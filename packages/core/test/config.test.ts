@@ -113,6 +113,16 @@ describe('loadConfig: the board and alerts', () => {
     expect(config.alertEveryMs).toBe(5_000);
     expect(config.port).toBe(3000);
     expect(config.metricsPort).toBe(9464);
+    expect(config.metricsHost).toBe('0.0.0.0');
+  });
+
+  it('should read the metrics host and name a bad one', () => {
+    expect(loadConfig({ METRICS_HOST: '127.0.0.1' }).metricsHost).toBe(
+      '127.0.0.1',
+    );
+    expect(problemsOf({ METRICS_HOST: 'a host' })).toEqual([
+      "METRICS_HOST must be an address or host name such as 127.0.0.1 or ::, got 'a host'",
+    ]);
   });
 
   it('should read users separated by commas or spaces', () => {

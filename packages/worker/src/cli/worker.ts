@@ -41,6 +41,7 @@ export function workerCommand(): Command {
         types,
         // METRICS_PORT 0 means none.
         metricsPort: config.metricsPort || undefined,
+        metricsHost: config.metricsHost,
       }).start();
       await runtime.waitUntilReady();
       const signal = await waitForSignal();
