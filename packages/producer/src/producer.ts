@@ -15,7 +15,6 @@ import {
   relayChannel,
   rollbackQuietly,
   JobTracker,
-  LanaJobsError,
   type AttemptRecord,
   type Config,
   type EnqueuedJob,
@@ -38,95 +37,28 @@ import {
   type ScheduleTiming,
 } from './schedules.js';
 import { JobTransport } from './transport.js';
+import {
+  checkMaxAttempts,
+  scheduledAt,
+  type CancelOptions,
+  type CancelResult,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type JobRequest,
+  type ProducerOptions,
+} from './producer-options.js';
+
+export type {
+  CancelOptions,
+  CancelResult,
+  EnqueueOptions,
+  EnqueueResult,
+  JobRequest,
+  ProducerOptions,
+};
 
 /** The tracer and meter name of the SDK's spans and counts. */
 export const PRODUCER_TELEMETRY_NAME = '@lana-jobs/producer';
-
-/** Options of one enqueued job. */
-export interface EnqueueOptions {
-  /** Not before this time. Defaults to now. */
-  scheduledAt?: Date;
-  /** Not before this many milliseconds from now (instead of `scheduledAt`). */
-  delayMs?: number;
-  /**
-   * Names the job within its type: enqueueing the same key again returns
-   * the existing job and records nothing, also after it finished.
-   */
-  idempotencyKey?: string;
-  /**
-   * At most one job of this key runs at a time, in enqueue order (e.g. a
-   * facility id, so two commands on one facility never interleave).
-   */
-  entityKey?: string;
-  /** Overrides the type's `maxAttempts`. */
-  maxAttempts?: number;
-  /** Who asked for it: a user, a service, a schedule. */
-  actor?: string;
-  /**
-   * A `pg` client inside the caller's open transaction: the job is recorded
-   * in it, and exists exactly when that transaction commits. The relay adds
-   * it to BullMQ after the commit.
-   */
-  tx?: Queryable;
-}
-
-/** What an enqueue recorded. */
-export interface EnqueueResult {
-  id: string;
-  /** False when an idempotency key named an existing job. */
-  created: boolean;
-  scheduledAt: Date;
-}
-
-/** Options of a cancel. */
-export interface CancelOptions {
-  /** Who asked for it: a user, a service. */
-  actor?: string;
-  /** Why; kept on the row. */
-  reason?: string;
-  /**
-   * A `pg` client inside the caller's open transaction: the row is
-   * cancelled in it, and only when that transaction commits. In a
-   * {@link Producer.transaction}, the BullMQ job is removed (or the running
-   * worker told) after the commit; in a transaction of the caller's own,
-   * that is left to the system: a claim drops a cancelled job, and the
-   * worker running one learns of it at its next lease renewal.
-   */
-  tx?: Queryable;
-}
-
-/** What a cancel did. */
-export interface CancelResult {
-  id: string;
-  /** The status the job had. */
-  previousStatus: JobStatus;
-  /**
-   * `cancelled`: it was pending or retrying and is now cancelled.
-   * `requested`: it is running; its worker aborts it and records it
-   * cancelled, unless it had already committed its completion.
-   * `final`: it had already finished; nothing changed.
-   */
-  outcome: 'cancelled' | 'requested' | 'final';
-}
-
-/** One job of {@link Producer.enqueueMany}. */
-export type JobRequest<T extends JobType> = {
-  [N in T['name']]: {
-    type: N;
-    payload: PayloadInput<Extract<T, { name: N }>>;
-    options?: Omit<EnqueueOptions, 'tx'>;
-  };
-}[T['name']];
-
-export interface ProducerOptions<T extends JobType> {
-  /** The job types this producer may enqueue. */
-  jobTypes: readonly T[] | JobTypeRegistry<T>;
-  /** Defaults to {@link loadConfig} of the environment. */
-  config?: Config;
-  /** A pool of the caller's to share; otherwise the producer makes one. */
-  pool?: Pool;
-  logger?: Logger;
-}
 
 /**
  * The SDK services use to enqueue jobs. A job is recorded in Postgres
@@ -528,31 +460,4 @@ export function createProducer<T extends JobType>(
   options: ProducerOptions<T>,
 ): Producer<T> {
   return new Producer(options);
-}
-
-function checkMaxAttempts(value: number | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < 1) {
-    throw new LanaJobsError(`maxAttempts must be an integer ≥ 1, got ${value}`);
-  }
-  return value;
-}
-
-function scheduledAt(options: Omit<EnqueueOptions, 'tx'>): Date | null {
-  if (options.scheduledAt && options.delayMs !== undefined) {
-    throw new LanaJobsError('give scheduledAt or delayMs, not both');
-  }
-  if (options.scheduledAt) {
-    if (Number.isNaN(options.scheduledAt.getTime())) {
-      throw new LanaJobsError('scheduledAt is not a valid date');
-    }
-    return options.scheduledAt;
-  }
-  if (options.delayMs !== undefined) {
-    if (!(options.delayMs >= 0)) {
-      throw new LanaJobsError(`delayMs must be ≥ 0, got ${options.delayMs}`);
-    }
-    return new Date(Date.now() + options.delayMs);
-  }
-  return null;
 }
