@@ -24,12 +24,10 @@
  * its own Prometheus `/metrics`, and an OTLP endpoint may take traces only.
  */
 import { register } from 'node:module';
+import { lanaJobsInstrumentations } from './instrumentations.js';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { MetricReader } from '@opentelemetry/sdk-metrics';
-import type { Instrumentation } from '@opentelemetry/instrumentation';
-import type { IncomingMessage } from 'node:http';
-import type { UndiciRequest } from '@opentelemetry/instrumentation-undici';
 
 // NOTE: first, before anything else loads: see the header.
 if (telemetryWanted(process.env)) {
@@ -87,7 +85,7 @@ async function startSdk(env: Env): Promise<NodeSDK> {
     metricReaders: await metricReaders(metricsExporters(env), env),
     // Logs stay pino's, on standard error.
     logRecordProcessors: [],
-    instrumentations: await instrumentations(),
+    instrumentations: await lanaJobsInstrumentations(),
   });
   sdk.start();
   return sdk;
@@ -136,60 +134,6 @@ async function metricReaders(names: string[], env: Env) {
     warn(`OTEL_METRICS_EXPORTER '${name}' is not supported; use otlp`);
     return [];
   });
-}
-
-async function instrumentations(): Promise<Instrumentation[]> {
-  const [http, express, pg, ioredis, undici] = await Promise.all([
-    import('@opentelemetry/instrumentation-http'),
-    import('@opentelemetry/instrumentation-express'),
-    import('@opentelemetry/instrumentation-pg'),
-    import('@opentelemetry/instrumentation-ioredis'),
-    import('@opentelemetry/instrumentation-undici'),
-  ]);
-  // Health and metrics endpoints get no server spans.
-  const untraced = new Set(['/metrics', '/healthz', '/readyz']);
-  return [
-    new http.HttpInstrumentation({
-      ignoreIncomingRequestHook: (request: IncomingMessage) =>
-        untraced.has((request.url ?? '').split('?')[0]!),
-    }),
-    new express.ExpressInstrumentation(),
-    // Claims, lease renewals, relay sweeps and listeners run outside any
-    // span: a root span for each of them would drown the traces.
-    new pg.PgInstrumentation({ requireParentSpan: true }),
-    new ioredis.IORedisInstrumentation({
-      // BullMQ polls all the time; only commands inside a span count.
-      requireParentSpan: true,
-      // NOTE: BullMQ's commands carry job data and options in their
-      // arguments: keep the command name only.
-      dbStatementSerializer: (command: string) => command,
-    }),
-    // Global fetch (undici), which the http instrumentation does not see:
-    // the Sumsub client's calls. Only inside a span (an attempt's), like
-    // pg and ioredis.
-    new undici.UndiciInstrumentation({
-      requireParentforSpans: true,
-      // NOTE: no `headersToSpanAttributes`: Sumsub's X-App-Token and
-      // X-App-Access-Sig headers are secrets, and none is recorded.
-      startSpanHook: withoutQuery,
-    }),
-  ];
-}
-
-/**
- * `url.full` without the query (a query may carry a token or data), and no
- * `url.query`. The path stays: Sumsub's holds an applicant id, an opaque
- * reference that the sync's logs and results carry too.
- */
-function withoutQuery(request: UndiciRequest) {
-  let url: URL;
-  try {
-    url = new URL(request.path, request.origin);
-  } catch {
-    // The instrumentation skips a request whose URL it cannot read.
-    return {};
-  }
-  return { 'url.full': `${url.origin}${url.pathname}`, 'url.query': undefined };
 }
 
 /**
