@@ -4,6 +4,8 @@
  * a child process, with the instrumentation loaded as in production and
  * exporting to a real OTLP/HTTP receiver, logged into right and wrong, by
  * form and by Basic credentials, and read through every kind of route.
+ * It also shows the board's spans under ESM: express's, and the pg and
+ * ioredis calls of its requests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,7 +13,12 @@ import { hashPassword } from '@lana-jobs/board';
 import { waitFor } from '@lana-jobs/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from './helpers.js';
-import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.js';
+import {
+  SPAN_KIND,
+  startOtlpReceiver,
+  type OtlpReceiver,
+  type ReceivedSpan,
+} from './otlp-receiver.js';
 import { SOURCE_NODE_ARGS } from './processes.js';
 
 const CLI = join(import.meta.dirname, '../src/cli/main.ts');
@@ -117,6 +124,7 @@ describe('the board keeps its secrets', () => {
     const paths = [
       '/',
       '/board/',
+      '/board/api/queues',
       '/api/me',
       '/api/jobs',
       '/api/jobs?status=bogus',
@@ -158,6 +166,31 @@ describe('the board keeps its secrets', () => {
         undefined,
       { timeoutMs: 15_000 },
     );
+    // The board's own spans, under ESM: express's, and the pg and ioredis
+    // calls of a request in its server span's trace.
+    const dbSystem = (s: ReceivedSpan) =>
+      s.attributes['db.system.name'] ?? s.attributes['db.system'];
+    const board = await waitFor(
+      'the board spans of /api/jobs and Bull Board',
+      async () => {
+        const spans = receiver.spans.filter(
+          (s) => s.service === 'board-under-test',
+        );
+        const ok =
+          spans.some((s) => s.attributes['express.type'] !== undefined) &&
+          spans.some((s) => dbSystem(s) === 'postgresql') &&
+          spans.some((s) => dbSystem(s) === 'redis');
+        return ok ? spans : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
+    const servers = new Set(
+      board.filter((s) => s.kind === SPAN_KIND.server).map((s) => s.traceId),
+    );
+    for (const system of ['postgresql', 'redis']) {
+      const calls = board.filter((s) => dbSystem(s) === system);
+      expect(calls.every((s) => servers.has(s.traceId))).toBe(true);
+    }
     expect(stderr).toContain('board login failed');
     expect(stderr).toContain('(unknown user)');
 
