@@ -1,4 +1,5 @@
 import type { ClaimOutcome, JobTracker } from '@lana-jobs/core';
+import { TickBatch } from './tick-batch.js';
 
 /** Claims in one statement at most. */
 export const CLAIM_BATCH_MAX = 200;
@@ -15,8 +16,9 @@ interface Waiting {
  * at most until the end of the current turn of the event loop.
  */
 export class ClaimBatcher {
-  #waiting: Waiting[] = [];
-  #scheduled = false;
+  readonly #batch = new TickBatch<Waiting>(CLAIM_BATCH_MAX, (batch) =>
+    this.#flush(batch),
+  );
 
   constructor(
     private readonly tracker: JobTracker,
@@ -36,22 +38,11 @@ export class ClaimBatcher {
 
   claim(jobId: string): Promise<ClaimOutcome> {
     return new Promise((resolve, reject) => {
-      this.#waiting.push({ jobId, resolve, reject });
-      if (this.#waiting.length >= CLAIM_BATCH_MAX) {
-        void this.#flush();
-      } else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => void this.#flush());
-      }
+      this.#batch.add({ jobId, resolve, reject });
     });
   }
 
-  async #flush(): Promise<void> {
-    this.#scheduled = false;
-    const batch = this.#waiting;
-    this.#waiting = [];
-    if (batch.length === 0) return;
-
+  async #flush(batch: Waiting[]): Promise<void> {
     try {
       const outcomes = await this.tracker.claim(
         batch.map((w) => w.jobId),

@@ -11,6 +11,7 @@ import {
 } from '@lana-jobs/core';
 import { context, ROOT_CONTEXT, trace, type Context } from '@opentelemetry/api';
 import type { Attempt } from './attempt.js';
+import { TickBatch } from './tick-batch.js';
 
 /** Completions in one transaction at most. */
 export const COMPLETION_BATCH_MAX = 64;
@@ -46,8 +47,9 @@ interface Waiting {
  * `complete batch` span of their own, linked to every attempt's span.
  */
 export class CompletionBatcher {
-  #waiting: Waiting[] = [];
-  #scheduled = false;
+  readonly #batch = new TickBatch<Waiting>(COMPLETION_BATCH_MAX, (batch) =>
+    this.#flush(batch),
+  );
 
   constructor(
     private readonly pool: Pool,
@@ -57,27 +59,17 @@ export class CompletionBatcher {
 
   complete<R>(attempt: Attempt, fn: (tx: Queryable) => Promise<R>): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#waiting.push({
+      this.#batch.add({
         attempt,
         fn,
         resolve: resolve as (v: unknown) => void,
         reject,
         ctx: context.active(),
       });
-      if (this.#waiting.length >= COMPLETION_BATCH_MAX) {
-        void this.#flush();
-      } else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => void this.#flush());
-      }
     });
   }
 
-  async #flush(): Promise<void> {
-    this.#scheduled = false;
-    const batch = this.#waiting;
-    this.#waiting = [];
-    if (batch.length === 0) return;
+  async #flush(batch: Waiting[]): Promise<void> {
     if (batch.length > 1 && (await this.#traced(batch))) return;
     await Promise.all(batch.map((w) => this.#alone(w)));
   }
