@@ -15,3 +15,4 @@ export * from './pg-listener.js';
 export * from './personal.js';
 export * from './telemetry.js';
 export * from './uuid.js';
+export * from './process-metrics.js';

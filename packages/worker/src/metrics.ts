@@ -4,13 +4,8 @@
  * count apart). Label names follow Prometheus conventions; the queue label
  * is OpenTelemetry's `messaging.destination.name` in snake case.
  */
-import {
-  collectDefaultMetrics,
-  Counter,
-  Gauge,
-  Histogram,
-  Registry,
-} from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { addProcessMetrics } from '@lana-jobs/core';
 
 /**
  * How an attempt of this replica ended, as the dispatcher saw it:
@@ -26,16 +21,6 @@ export type AttemptOutcome =
 export const EXECUTION_DURATION_BUCKETS_SECONDS = [
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
   600, 1800,
-];
-
-/**
- * prom-client's default gauges that Debian's promtool rejects (a `_total`
- * suffix on a gauge); their unsuffixed twins stay.
- */
-const REJECTED_DEFAULT_METRICS = [
-  'nodejs_active_handles_total',
-  'nodejs_active_requests_total',
-  'nodejs_active_resources_total',
 ];
 
 const QUEUE_LABEL = 'messaging_destination_name';
@@ -102,9 +87,6 @@ export class WorkerMetrics {
   }
 
   #collectProcessMetrics(): void {
-    collectDefaultMetrics({ register: this.registry });
-    for (const name of REJECTED_DEFAULT_METRICS) {
-      this.registry.removeSingleMetric(name);
-    }
+    addProcessMetrics(this.registry);
   }
 }

@@ -3,8 +3,8 @@
  * whoever enqueued and whichever worker ran (Postgres for the record,
  * Redis for the BullMQ queues), on a registry of its own.
  */
-import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { Logger } from '@lana-jobs/core';
+import { Registry } from 'prom-client';
+import { addProcessMetrics, type Logger } from '@lana-jobs/core';
 import type { AlertSource, BoardDeps } from '../deps.js';
 import { registerFamilies } from './families.js';
 import { softTimeLimitOf } from '../alerts/rules.js';
@@ -21,17 +21,6 @@ import {
 export const SNAPSHOT_CACHE_MS_DEFAULT = 1_000;
 /** A source that has not answered a snapshot by then counts as failed. */
 export const SNAPSHOT_TIMEOUT_MS_DEFAULT = 3_000;
-
-/**
- * prom-client's default gauges that end in `_total`, which promtool (2.42)
- * rejects as gauges; left out. NOTE: the worker's metrics.ts keeps the same
- * list and setup; one shared helper in core would end the copy.
- */
-const REJECTED_DEFAULT_METRICS = [
-  'nodejs_active_handles_total',
-  'nodejs_active_requests_total',
-  'nodejs_active_resources_total',
-];
 
 export interface BoardMetricsOptions {
   /**
@@ -89,7 +78,7 @@ export function createBoardMetrics(
   let alerts: AlertSource | undefined;
 
   registerFamilies({ registry, snapshot, alerts: () => alerts });
-  if (options.defaultMetrics ?? true) addDefaultMetrics(registry);
+  if (options.defaultMetrics ?? true) addProcessMetrics(registry);
 
   return {
     registry,
@@ -168,11 +157,4 @@ function sourceErrorLogger(logger: Logger) {
       }
     }
   };
-}
-
-function addDefaultMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry });
-  for (const name of REJECTED_DEFAULT_METRICS) {
-    registry.removeSingleMetric(name);
-  }
 }
