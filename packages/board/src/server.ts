@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import {
   createPool,
+  leaseBoundedIdleMs,
   createRedis,
   JobTypeRegistry,
   type Config,
@@ -112,6 +113,8 @@ function boardDeps(options: StartBoardOptions): BoardDeps {
     max: BOARD_POOL_SIZE_DEFAULT,
     applicationName: 'lana-jobs board',
     logger,
+    // An operator action locks its job's row: a takeover must not wait on it.
+    idleInTransactionTimeoutMs: leaseBoundedIdleMs(config.jobLeaseMs),
   });
   const redis = createRedis({
     url: config.redisUrl,

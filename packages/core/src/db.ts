@@ -15,6 +15,17 @@ export interface Queryable {
 /** A session left idle inside a transaction longer than this is ended. */
 export const IDLE_IN_TRANSACTION_TIMEOUT_MS_DEFAULT = 60_000;
 
+/**
+ * The idle-in-transaction timeout for the pools of a process that holds job
+ * leases or locks job rows (a worker, a relay): at most one lease. A process
+ * frozen inside a transaction (a stopped VM, a long GC pause, SIGSTOP) would
+ * otherwise keep its row and advisory locks after its lease expired, and the
+ * replica taking its jobs over would wait on them instead of running them.
+ */
+export function leaseBoundedIdleMs(leaseMs: number): number {
+  return Math.min(IDLE_IN_TRANSACTION_TIMEOUT_MS_DEFAULT, leaseMs);
+}
+
 export interface PoolOptions {
   url: string;
   /** Connections at most. */
@@ -72,25 +83,36 @@ export async function withTransaction<T>(
   fn: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await rollbackQuietly(client);
+    broken = await rollbackQuietly(client);
     throw error;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }
 
-/** Rolls back, ignoring a connection that is already gone. */
-export async function rollbackQuietly(client: PoolClient): Promise<void> {
+/**
+ * Rolls back, ignoring a connection that is already gone, and returns the
+ * error then: release the client with it (`client.release(broken)`), so
+ * that the pool drops the connection instead of lending it out again. (A
+ * process that was frozen notices the connection Postgres ended, e.g. by
+ * `idle_in_transaction_session_timeout`, only at its next query.)
+ */
+export async function rollbackQuietly(
+  client: PoolClient,
+): Promise<Error | undefined> {
   try {
     await client.query('ROLLBACK');
-  } catch {
+    return undefined;
+  } catch (error) {
     // The connection broke; Postgres rolled the transaction back itself.
+    return error instanceof Error ? error : new Error(String(error));
   }
 }
 

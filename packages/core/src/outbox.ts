@@ -362,6 +362,7 @@ export class OutboxConsumer {
   /** One transaction: lock, read, handle, move the cursor. */
   async #batch(limit: number): Promise<BatchOutcome> {
     const client = await this.#o.pool.connect();
+    let broken: Error | undefined;
     try {
       // NOTE: READ COMMITTED, whatever the session's default: each statement
       // must see what committed before it (the cursor after the lock, the
@@ -371,10 +372,10 @@ export class OutboxConsumer {
       await client.query(outcome.kind === 'failed' ? 'ROLLBACK' : 'COMMIT');
       return outcome;
     } catch (error) {
-      await rollbackQuietly(client);
+      broken = await rollbackQuietly(client);
       throw error;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 

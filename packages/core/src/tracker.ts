@@ -254,6 +254,7 @@ export class JobTracker {
     workerId: string,
   ): Promise<ClaimOutcome> {
     const client = await this.#control.connect();
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       await client.query(this.sql.lockEntity, [this.schema, entityKey]);
@@ -267,10 +268,10 @@ export class JobTracker {
       await client.query('COMMIT');
       return outcome!;
     } catch (error) {
-      await rollbackQuietly(client);
+      broken = await rollbackQuietly(client);
       throw error;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 

@@ -9,6 +9,7 @@ import {
   TELEMETRY_ATTRIBUTES,
   createLogger,
   createPool,
+  leaseBoundedIdleMs,
   createRedis,
   loadConfig,
   preparePayload,
@@ -98,6 +99,8 @@ export class Producer<T extends JobType = JobType> {
         max: config.databasePoolSize,
         applicationName: 'lana-jobs producer',
         logger: this.#logger,
+        // A cancel locks its job's row: a takeover must not wait on it.
+        idleInTransactionTimeoutMs: leaseBoundedIdleMs(config.jobLeaseMs),
       });
     this.tracker = new JobTracker({
       pool: this.#pool,
@@ -222,6 +225,7 @@ export class Producer<T extends JobType = JobType> {
     const client = await this.#pool.connect();
     const after: AfterCommit = { jobs: [], cancels: [] };
     this.#inTransaction.set(client, after);
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -231,11 +235,11 @@ export class Producer<T extends JobType = JobType> {
       for (const cancel of after.cancels) await this.#signalCancel(cancel);
       return result;
     } catch (error) {
-      await rollbackQuietly(client);
+      broken = await rollbackQuietly(client);
       throw error;
     } finally {
       this.#inTransaction.delete(client);
-      client.release();
+      client.release(broken);
     }
   }
 

@@ -127,6 +127,7 @@ export class Relay {
   /** Adds one batch of rows; returns how many. */
   async #relayBatch(graceMs: number): Promise<number> {
     const client = await this.#o.pool.connect();
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       const { rows } = await client.query<TransportJob & { id: string }>(
@@ -146,10 +147,10 @@ export class Relay {
       await client.query('COMMIT');
       return rows.length;
     } catch (error) {
-      await rollbackQuietly(client);
+      broken = await rollbackQuietly(client);
       throw error;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 }

@@ -163,7 +163,7 @@ export class Attempt implements JobContext {
         broken = error as Error;
         throw new PostgresUnavailableError(error);
       }
-      await rollbackQuietly(client);
+      broken = await rollbackQuietly(client);
       throw error;
     } finally {
       client.release(broken);

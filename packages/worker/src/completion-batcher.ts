@@ -132,7 +132,7 @@ export class CompletionBatcher {
         for (const w of batch) w.reject(new PostgresUnavailableError(error));
         return true;
       }
-      await rollbackQuietly(client);
+      broken = await rollbackQuietly(client);
       this.logger.debug(
         { err: error, count: batch.length },
         'batched completion rolled back; completing one by one',

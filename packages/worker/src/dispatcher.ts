@@ -38,6 +38,7 @@ export const WORKER_TELEMETRY_NAME = '@lana-jobs/worker';
 
 /** How long a job waits when its claim could not reach Postgres. */
 export const CLAIM_RETRY_DELAY_MS_DEFAULT = 2_000;
+const LEASE_LOST = 'lease lost; attempt abandoned, its writes rolled back';
 /** Margin past a lease's expiry before a handed-back job is tried again. */
 const LEASE_MARGIN_MS = 100;
 /**
@@ -277,7 +278,7 @@ export class Dispatcher {
     run.error = error;
     run.outcome = 'lost';
     if (error instanceof LeaseLostError) {
-      log.warn('lease lost; attempt abandoned, its writes rolled back');
+      log.warn(LEASE_LOST);
       return handBack(bullJob, token, Date.now() + LEASE_MARGIN_MS);
     }
 
@@ -355,7 +356,8 @@ export class Dispatcher {
    * while Postgres is unreachable, for as long as the lease could still be
    * ours; then hands the BullMQ job back. If Postgres stays away longer,
    * the lease expires and the next claim takes over (counting the attempt
-   * `lost`).
+   * `lost`). A lease already taken over is logged lost, like a refused
+   * commit.
    */
   async #giveBack(
     bullJob: Job,
@@ -369,7 +371,12 @@ export class Dispatcher {
     const giveUpAt = Date.now() + this.#o.leaseMs;
     for (;;) {
       try {
-        await this.#o.tracker.release(lease, reason, 0);
+        if ((await this.#o.tracker.release(lease, reason, 0)) === null) {
+          // Taken over while this attempt could not reach Postgres (a
+          // process frozen past its lease): nothing of it was committed.
+          log.warn(LEASE_LOST);
+          return handBack(bullJob, token, Date.now() + LEASE_MARGIN_MS);
+        }
         run.outcome = 'aborted';
         return handBack(bullJob, token, Date.now());
       } catch (error) {

@@ -7,6 +7,7 @@ import {
   configSecrets,
   createLogger,
   createPool,
+  leaseBoundedIdleMs,
   createRedis,
   JobTracker,
   JobTypeRegistry,
@@ -160,6 +161,7 @@ export class WorkerRuntime {
       max: this.config.databasePoolSize,
       applicationName: `lana-jobs worker ${this.workerId}`,
       logger: this.logger,
+      idleInTransactionTimeoutMs: leaseBoundedIdleMs(this.config.jobLeaseMs),
       sessionSettings: { search_path: searchPath },
     });
     // NOTE: claims may commit without waiting for the WAL flush: the
@@ -169,6 +171,7 @@ export class WorkerRuntime {
       max: CONTROL_POOL_SIZE,
       applicationName: `lana-jobs worker control ${this.workerId}`,
       logger: this.logger,
+      idleInTransactionTimeoutMs: leaseBoundedIdleMs(this.config.jobLeaseMs),
       sessionSettings: {
         synchronous_commit: 'off',
         lock_timeout: CLAIM_LOCK_TIMEOUT_MS,

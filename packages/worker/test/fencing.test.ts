@@ -29,8 +29,31 @@ const contested = defineJob(contestedType, async (_payload, ctx) => {
   });
 });
 
+/**
+ * Takes a lock inside its completion's transaction and then stalls, as a
+ * worker frozen between two statements would, until `stalled.resume`.
+ */
+const STALL_LOCK_KEY = 4242;
+const stalled = {
+  holding: false,
+  resume: () => {},
+  resumed: Promise.resolve(),
+};
+const stallingType = defineJobType({
+  name: 'stalling',
+  schema: z.object({}),
+});
+const stalling = defineJob(stallingType, async (_payload, ctx) => {
+  await ctx.complete(async (tx) => {
+    await tx.query('INSERT INTO effects (job_id) VALUES ($1)', [ctx.jobId]);
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [STALL_LOCK_KEY]);
+    stalled.holding = true;
+    await stalled.resumed;
+  });
+});
+
 beforeEach(async () => {
-  h = await createHarness();
+  h = await createHarness({ JOB_LEASE_MS: '1500' });
   await h.env.pool.query(`CREATE TABLE ${h.env.schema}.effects (job_id uuid)`);
 });
 afterEach(() => h?.close());
@@ -68,5 +91,38 @@ describe('fenced transactions', () => {
     });
     expect(job.completed_at).toBeNull();
     expect(await attemptsOf(h, id)).toEqual([]);
+  });
+
+  it('should end a transaction left idle past the lease, releasing its locks, and run the job again', async () => {
+    stalled.resumed = new Promise((resolve) => {
+      stalled.resume = resolve;
+    });
+    await h.worker([stalling]);
+    const { id } = await h.producer([stallingType]).enqueue('stalling', {});
+    await waitForTest('the lock taken', async () => stalled.holding);
+
+    // The stalled session's lock is freed by Postgres, not by the worker:
+    // the lease (1.5 s) bounds the idle-in-transaction timeout, well below
+    // this wait, where the default (60 s) would keep the lock past it.
+    const client = await h.env.pool.connect();
+    try {
+      await client.query(`BEGIN; SET LOCAL lock_timeout = 15000`);
+      await client.query('SELECT pg_advisory_xact_lock($1)', [STALL_LOCK_KEY]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+      stalled.resume();
+    }
+
+    const done = await h.waitForStatus(id, 'completed');
+    expect(done.attempts).toBe(1);
+    expect((await attemptsOf(h, id)).map((a) => a.outcome)).toEqual([
+      'aborted',
+      'completed',
+    ]);
+    const effects = await h.env.pool.query(
+      `SELECT * FROM ${h.env.schema}.effects`,
+    );
+    expect(effects.rowCount).toBe(1);
   });
 });

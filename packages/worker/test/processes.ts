@@ -19,6 +19,9 @@ export const SOURCE_NODE_ARGS = [
   INSTRUMENTATION,
 ];
 
+/** Log lines of a child shown when an expected line did not come. */
+const LOG_TAIL_LINES = 30;
+
 /**
  * A `lana-jobs worker` child process, with its log lines kept. Without
  * `/metrics` unless `env` sets `METRICS_PORT`: tests run several at once.
@@ -56,9 +59,18 @@ export function spawnWorker(
     pid: child.pid!,
     log: () => stderr,
     async waitForLog(pattern, timeoutMs = 20_000) {
-      await waitFor(`worker log ${pattern}`, async () => pattern.test(stderr), {
-        timeoutMs,
-      });
+      try {
+        await waitFor(
+          `worker log ${pattern}`,
+          async () => pattern.test(stderr),
+          { timeoutMs },
+        );
+      } catch (error) {
+        // What the child did instead is the diagnosis.
+        const tail = stderr.split('\n').slice(-LOG_TAIL_LINES).join('\n');
+        (error as Error).message += `; the worker's last log lines:\n${tail}`;
+        throw error;
+      }
     },
     exited,
     async stop() {

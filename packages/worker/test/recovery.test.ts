@@ -117,7 +117,7 @@ describe('crash recovery', () => {
       status: 'completed',
       attempts: 2,
     });
-  });
+  }, 60_000);
 
   it('should complete every job once across a Postgres restart, spending no attempt on the outage', async () => {
     privatePg = new PrivatePostgres(
