@@ -47,9 +47,16 @@ afterEach(async () => {
   evaluator = t = undefined;
 });
 
-/** An evaluator every 100 ms on the given rules, over a fresh schema. */
-async function start(file: AlertRulesFile) {
+/**
+ * An evaluator every 100 ms on the given rules, over a fresh schema;
+ * `setUp` runs before its first evaluation.
+ */
+async function start(
+  file: AlertRulesFile,
+  setUp: (env: Env) => Promise<void> = async () => {},
+) {
   t = await createBoardTestEnv(TYPES);
+  await setUp(t);
   const rules = parseAlertRules(file, t.deps.jobTypes, 'test rules');
   const metrics = createBoardMetrics(t.deps, {
     cacheMs: 50,
@@ -90,20 +97,26 @@ async function enqueueAlpha(env: Env, n: number) {
 
 describe('alert evaluator', () => {
   it('fires JobFailureRateHigh on failures, logs it once, and resolves once the window passes', async () => {
+    // All five attempts exist before the first evaluation: one between the
+    // failures would fire on the rate so far (2 of 3) and keep that value.
     const {
       env,
       evaluator: e,
       metrics,
-    } = await start({
-      types: {
-        alpha: {
-          failureRate: { window: '3s', threshold: 0.5, minAttempts: 3 },
+    } = await start(
+      {
+        types: {
+          alpha: {
+            failureRate: { window: '3s', threshold: 0.5, minAttempts: 3 },
+          },
         },
       },
-    });
-    const ids = await enqueueAlpha(env, 5);
-    await complete(env.env.pool, env.tracker, ids[0]!);
-    for (const id of ids.slice(1)) await fail(env.tracker, alpha, id);
+      async (env) => {
+        const ids = await enqueueAlpha(env, 5);
+        await complete(env.env.pool, env.tracker, ids[0]!);
+        for (const id of ids.slice(1)) await fail(env.tracker, alpha, id);
+      },
+    );
 
     const alert = await waitFor(
       'the failure-rate alert',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createRedis, silentLogger } from '@lana-jobs/core';
+import { waitFor } from '@lana-jobs/core/testing';
 import {
   JobTransport,
   RedisUnavailableError,
@@ -59,7 +60,13 @@ describe('JobTransport', () => {
       trace_context: null,
     };
     await expect(transport.add([job])).rejects.toThrow(RedisUnavailableError);
-    // Once known to be down, it fails at once.
+    // Once known to be down, it fails at once. (Not while a reconnect is
+    // being tried: then the add waits for it, up to its timeout.)
+    await waitFor(
+      'the connection known down',
+      async () =>
+        ['reconnecting', 'close', 'end'].includes(redis.status) || undefined,
+    );
     await expect(transport.add([job])).rejects.toThrow(
       /connection is (reconnecting|close)/,
     );
