@@ -3,7 +3,6 @@
  * health) for the built-in job types until SIGTERM or SIGINT.
  */
 import { Command, Option } from 'commander';
-import { startBoard } from '@lana-jobs/board';
 import { builtinJobTypes } from '../jobs/index.js';
 import { cliContext } from './context.js';
 import { waitForSignal } from './signals.js';
@@ -37,6 +36,9 @@ export function boardCommand(): Command {
           'BOARD_USERS is empty: nobody can log in; make a hash with lana-jobs hash-password',
         );
       }
+      // NOTE: loaded here, not at the top: a `lana-jobs worker` process need
+      // not hold the board's modules (Express, Bull Board) in its memory.
+      const { startBoard } = await import('@lana-jobs/board');
       const board = await startBoard({
         config,
         logger,

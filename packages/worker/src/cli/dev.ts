@@ -3,7 +3,6 @@ import { Command, Option } from 'commander';
 import { loadConfig } from '@lana-jobs/core';
 import { EMBEDDED_PG_PORT_DEFAULT } from '../dev/embedded-postgres.js';
 import { EMBEDDED_REDIS_PORT_DEFAULT } from '../dev/redis-server.js';
-import { runDevStack } from '../dev/stack.js';
 import { cliContext } from './context.js';
 import { UsageError } from './usage-error.js';
 
@@ -57,6 +56,9 @@ export function devCommand(): Command {
         );
       }
       const { logger } = cliContext('dev');
+      // NOTE: loaded here: the other commands need none of the dev stack's
+      // modules (the emulators, embedded Postgres, the board).
+      const { runDevStack } = await import('../dev/stack.js');
       await runDevStack({
         dataDir: resolve(flags.dataDir),
         pgPort,

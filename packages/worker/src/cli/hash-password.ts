@@ -5,7 +5,6 @@
  * where it would land in the shell history and the process list.
  */
 import { Command } from 'commander';
-import { hashPassword } from '@lana-jobs/board';
 import { UsageError } from './usage-error.js';
 
 export function hashPasswordCommand(): Command {
@@ -20,6 +19,8 @@ export function hashPasswordCommand(): Command {
       if (password === '') {
         throw new UsageError('the password is empty', command);
       }
+      // NOTE: loaded here, as in the board command: see there.
+      const { hashPassword } = await import('@lana-jobs/board');
       process.stdout.write(`${await hashPassword(password)}\n`);
     });
   return command;
