@@ -21,6 +21,8 @@ import type {
 const HEAP_SAMPLE_INTERVAL_MS = 250;
 /** Resolution of the event-loop delay histogram. */
 const LOOP_DELAY_RESOLUTION_MS = 10;
+/** How long a traced child waits for its last spans to be exported. */
+const TELEMETRY_FLUSH_MS_MAX = 5_000;
 
 export interface ChildIo {
   send(message: ChildMessage): void;
@@ -111,7 +113,10 @@ export function runChild<S extends ChildSpec>(
     process.off('disconnect', orphaned);
     // Exit once the message is flushed: pending handles must not keep the
     // child (and its CPU profile) waiting.
-    send(message, () => process.exit(code));
+    send(
+      message,
+      () => void flushTelemetry().finally(() => process.exit(code)),
+    );
   };
 
   const io: ChildIo = {
@@ -135,4 +140,28 @@ export function runChild<S extends ChildSpec>(
       finish({ type: 'error', message: err.message, stack: err.stack }, 1);
     },
   );
+}
+
+/**
+ * Exports the spans the OpenTelemetry SDK still holds, when the
+ * instrumentation is loaded with an exporter (the traced scenario): the
+ * SDK shuts down on `beforeExit`, which `process.exit` skips, and its
+ * batch processor holds up to 511 spans for 5 s. The other children do
+ * not even load the API.
+ */
+async function flushTelemetry(): Promise<void> {
+  if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT) return;
+  const { trace } = await import('@opentelemetry/api');
+  const global = trace.getTracerProvider() as { getDelegate?: () => unknown };
+  const provider = global.getDelegate?.() as
+    { forceFlush?: () => Promise<void> } | undefined;
+  if (!provider?.forceFlush) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    provider.forceFlush().catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, TELEMETRY_FLUSH_MS_MAX);
+    }),
+  ]);
+  clearTimeout(timer);
 }

@@ -2,7 +2,8 @@
  * The parent's side of a child process: forks it under tsx with the source
  * condition (as `pnpm lana-jobs` runs), passes its spec, relays its
  * messages, and kills it when the scenario is aborted (its time limit, or
- * Ctrl-C).
+ * Ctrl-C). Modules to load before the script (the instrumentation) come
+ * after tsx, as `pnpm lana-jobs` loads them.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import type {
@@ -23,6 +24,11 @@ export interface ChildOptions {
   env?: Record<string, string>;
   /** Extra node flags, e.g. `--cpu-prof`. */
   nodeFlags?: readonly string[];
+  /**
+   * Modules loaded with `--import` before the script, after tsx (so that
+   * they may be TypeScript): the OpenTelemetry instrumentation.
+   */
+  imports?: readonly string[];
 }
 
 type EventOf<T extends ChildMessage['type']> = Extract<
@@ -63,6 +69,7 @@ export function startChild<S extends ChildSpec>(
       '--conditions=@lana-jobs/source',
       '--import',
       'tsx',
+      ...(options.imports ?? []).flatMap((module) => ['--import', module]),
       ...(options.nodeFlags ?? []),
     ],
     env: { ...process.env, ...options.env },

@@ -63,6 +63,7 @@ runChild<WorkerSpec>(async (spec, io) => {
     usage: meter.usage(),
     retainedHeapBytes,
     probe: probe?.entries() ?? null,
+    memoryAtPeak: null,
   };
   return result;
 });

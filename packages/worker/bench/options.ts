@@ -13,10 +13,14 @@ export const MEMORY_RUN_SECONDS_DEFAULT = 10;
 export const MEMORY_LIMIT_MB_DEFAULT = 200;
 /** A scenario (enqueue and processing) that takes longer is stopped. */
 export const SCENARIO_TIMEOUT_SECONDS_DEFAULT = 600;
-/** Rounds of raw, hand-written and pipeline; the median round is reported. */
+/** Rounds of the throughput scenarios; the median round is reported. */
 export const ROUNDS_DEFAULT = 1;
 
-export type ScenarioName = SystemKind | 'memory';
+/**
+ * The systems, the pipeline once more with tracing on (the OpenTelemetry
+ * SDK loaded, exporting to the run's OTLP sink), and the memory scenario.
+ */
+export type ScenarioName = SystemKind | 'pipeline-traced' | 'memory';
 
 export interface BenchOptions {
   jobs: number;
@@ -43,7 +47,11 @@ export interface BenchOptions {
   workerNodeFlags: string[];
 }
 
-const SCENARIOS: readonly ScenarioName[] = [...SYSTEM_KINDS, 'memory'];
+const SCENARIOS: readonly ScenarioName[] = [
+  ...SYSTEM_KINDS,
+  'pipeline-traced',
+  'memory',
+];
 
 /** Reads the command line (without node and the script). */
 export function parseOptions(argv: readonly string[]): BenchOptions {
@@ -100,7 +108,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     .addOption(
       intOption(
         '--rounds <n>',
-        'run raw, hand-written and pipeline this many times, interleaved; report the median',
+        'run the throughput scenarios this many times, interleaved; report the median',
         ROUNDS_DEFAULT,
       ),
     )

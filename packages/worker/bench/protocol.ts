@@ -71,11 +71,35 @@ export interface ProcessUsage {
   /** CPU the process spent during the measured work. */
   cpuUserMs: number;
   cpuSystemMs: number;
-  /** Share of the measured time the event loop was busy (0–1). */
-  eventLoopUtilization: number;
+  /**
+   * Share of the measured time the event loop was busy (0–1). Null for the
+   * deployed worker, which the benchmark measures from outside.
+   */
+  eventLoopUtilization: number | null;
   /** How late a timer fired during the measured work: the event-loop lag. */
-  eventLoopLagMeanMs: number;
-  eventLoopLagP99Ms: number;
+  eventLoopLagMeanMs: number | null;
+  eventLoopLagP99Ms: number | null;
+}
+
+/**
+ * The deployed worker's memory at the sample of its highest RSS: the RSS
+ * and its parts from /proc/<pid>/status, the rest from its own `/metrics`
+ * (prom-client's, i.e. `process.memoryUsage()` and V8's heap statistics).
+ */
+export interface MemoryAtPeak {
+  rssBytes: number;
+  /** Anonymous memory: the V8 heap, external memory, malloc, stacks. */
+  rssAnonBytes: number;
+  /** File-backed pages: the node binary (with ICU), shared libraries. */
+  rssFileBytes: number;
+  rssShmemBytes: number;
+  /** The V8 heap reserved (committed) and in use, live or garbage. */
+  heapTotalBytes: number;
+  heapUsedBytes: number;
+  /** Memory of objects outside the V8 heap: Buffers, ArrayBuffers. */
+  externalBytes: number;
+  /** V8's heap spaces in use, by prom-client's name (`old`, `new`, `code`, …). */
+  heapSpaceUsedBytes: Record<string, number>;
 }
 
 export interface EnqueueResult {
@@ -100,6 +124,8 @@ export interface WorkerResult {
   retainedHeapBytes: number | null;
   /** Per statement and per pool acquisition, when the probe was on. */
   probe: ProbeEntry[] | null;
+  /** The deployed worker's memory at its highest RSS; null for a child. */
+  memoryAtPeak: MemoryAtPeak | null;
 }
 
 export type ParentMessage = { type: 'start' } | { type: 'stop' };

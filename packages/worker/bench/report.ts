@@ -5,8 +5,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchOptions } from './options.js';
-import type { ProbeEntry, SystemKind } from './protocol.js';
-import type { ScenarioResult } from './scenarios.js';
+import type { MemoryAtPeak, ProbeEntry } from './protocol.js';
+import type { ScenarioResult, TracingResult } from './scenarios.js';
 
 const MB = 1024 * 1024;
 /**
@@ -15,11 +15,24 @@ const MB = 1024 * 1024;
  */
 const DISTURBED_CORES = 0.15;
 
-const SYSTEM_NAMES: Record<SystemKind, string> = {
+/** The throughput scenarios, in the order of the tables. */
+const THROUGHPUT_SCENARIOS = [
+  'raw',
+  'handwritten',
+  'pipeline',
+  'pipeline-traced',
+] as const;
+
+const SCENARIO_NAMES: Record<string, string> = {
   raw: 'raw BullMQ (no-op)',
   handwritten: 'hand-written BullMQ + 1 INSERT',
   pipeline: 'lana-jobs pipeline (canary)',
+  'pipeline-traced': 'lana-jobs pipeline, traced',
 };
+
+function nameOf(s: ScenarioResult): string {
+  return SCENARIO_NAMES[s.scenario] ?? s.scenario;
+}
 
 export interface Ratios {
   enqueue: number | null;
@@ -45,7 +58,12 @@ export interface BenchReport {
   /** Sessions of others seen on the servers when the run started. */
   otherSessions: string[];
   scenarios: ScenarioResult[];
-  ratios: { pipelineToRaw: Ratios; pipelineToHandwritten: Ratios };
+  ratios: {
+    pipelineToRaw: Ratios;
+    pipelineToHandwritten: Ratios;
+    /** The traced pipeline ÷ the pipeline. */
+    tracedToUntraced: Ratios;
+  };
   memory: (MemoryVerdict & { scenario: ScenarioResult }) | null;
 }
 
@@ -76,7 +94,7 @@ export function othersCores(s: ScenarioResult): number | null {
   return Math.max(0, host.busyMs - ours) / s.processing.elapsedMs;
 }
 
-/** pipeline ÷ other, for each measure both have. */
+/** pipeline ÷ other (or traced ÷ untraced), for each measure both have. */
 export function ratiosOf(
   pipeline: ScenarioResult | undefined,
   other: ScenarioResult | undefined,
@@ -110,16 +128,16 @@ export function writeReport(dir: string, report: BenchReport): string {
 /** The tables, as lines of text. */
 export function formatReport(report: BenchReport): string[] {
   const o = report.options;
-  const throughput = (['raw', 'handwritten', 'pipeline'] as const)
-    .map((name) => medianRound(report.scenarios, name))
-    .filter((s): s is ScenarioResult => s !== undefined);
+  const throughput = THROUGHPUT_SCENARIOS.map((name) =>
+    medianRound(report.scenarios, name),
+  ).filter((s): s is ScenarioResult => s !== undefined);
   const lines = [
     '',
     `lana-jobs bench: ${o.jobs} jobs per system, concurrency ${o.concurrency}, Postgres pool ${o.poolSize} (the pipeline adds its 3 control connections), chunks of ${o.chunkSize}${o.rounds > 1 ? `; each system's median of ${o.rounds} interleaved rounds` : ''}`,
     ...(throughput.length > 0 ? throughputTables(report, throughput) : []),
   ];
 
-  const pipeline = throughput.find((s) => s.kind === 'pipeline');
+  const pipeline = throughput.find((s) => s.scenario === 'pipeline');
   if (pipeline?.processing.worker.probe) {
     lines.push(
       '',
@@ -130,6 +148,8 @@ export function formatReport(report: BenchReport): string[] {
       ),
     );
   }
+  const traced = throughput.find((s) => s.tracing);
+  if (traced?.tracing) lines.push('', tracingLine(traced, traced.tracing));
   if (o.rounds > 1) lines.push('', ...roundLines(report.scenarios));
   if (report.memory) lines.push('', memoryLine(report.memory));
   for (const s of report.scenarios) {
@@ -176,14 +196,14 @@ function throughputTables(
         'worker peak RSS',
       ],
       throughput.map((s) => [
-        SYSTEM_NAMES[s.kind],
+        nameOf(s),
         rate(s.enqueue.jobsPerSecond),
         rate(s.processing.jobsPerSecond),
         (s.processing.elapsedMs / 1000).toFixed(2),
         megabytes(s.processing.worker.usage.maxRssBytes),
       ]),
     ),
-    'peak RSS: process.resourceUsage().maxRSS of the worker child; each child runs the TypeScript source under tsx, whose loader thread adds some 30-45 MB over built JavaScript.',
+    'peak RSS: process.resourceUsage().maxRSS of the worker child; every throughput child (enqueue and worker, each system alike) runs the TypeScript source under tsx, whose loader thread adds some 30-45 MB over built JavaScript; the memory scenario runs the built bin instead.',
     '',
     ...table(
       ['ratio', 'enqueue', 'processing', 'peak RSS'],
@@ -193,6 +213,7 @@ function throughputTables(
           'pipeline ÷ hand-written',
           report.ratios.pipelineToHandwritten,
         ),
+        ratioRow('traced ÷ untraced pipeline', report.ratios.tracedToUntraced),
       ],
     ),
     '',
@@ -237,28 +258,41 @@ function throughputTables(
 }
 
 function roundLines(results: readonly ScenarioResult[]): string[] {
-  const names = ['raw', 'handwritten', 'pipeline'] as const;
   return [
     'processing jobs/s by round:',
-    ...names
-      .map((name) => results.filter((r) => r.scenario === name))
+    ...THROUGHPUT_SCENARIOS.map((name) =>
+      results.filter((r) => r.scenario === name),
+    )
       .filter((rounds) => rounds.length > 0)
       .map(
         (rounds) =>
-          `  ${SYSTEM_NAMES[rounds[0]!.kind]}: ${rounds.map((r) => rate(r.processing.jobsPerSecond)).join(' / ')}`,
+          `  ${nameOf(rounds[0]!)}: ${rounds.map((r) => rate(r.processing.jobsPerSecond)).join(' / ')}`,
       ),
   ];
+}
+
+function tracingLine(s: ScenarioResult, t: TracingResult): string {
+  const byService = Object.entries(t.spansByService)
+    .map(([service, n]) => `${service} ${n.toLocaleString('en-US')}`)
+    .join(', ');
+  const perJob = t.spans / Math.max(1, s.processing.processed);
+  return [
+    `tracing: the traced pipeline's children loaded the OpenTelemetry instrumentation (--import, after tsx) and exported over OTLP/HTTP (JSON, batch span processor with its defaults) to this run's sink on 127.0.0.1:`,
+    `${t.spans.toLocaleString('en-US')} spans (${perJob.toFixed(1)} per job; by service: ${byService}) in ${t.traceRequests} requests,`,
+    `of them ${t.processSpans.toLocaleString('en-US')} 'process' spans for ${s.processing.processed.toLocaleString('en-US')} jobs processed and ${t.sendSpans.toLocaleString('en-US')} 'send' spans (one per enqueueMany call);`,
+    `${t.droppedSpans.toLocaleString('en-US')} dropped by the batch processors (queue full, as logged)${t.unreadable > 0 ? `; ${t.unreadable} bodies unreadable` : ''}.`,
+  ].join(' ');
 }
 
 function hostRow(s: ScenarioResult, cpus: number): string[] {
   const host = s.server.host;
   const cores = othersCores(s);
   if (!host || host.totalMs <= 0 || cores === null) {
-    return [SYSTEM_NAMES[s.kind], 'n/a', 'n/a', 'n/a'];
+    return [nameOf(s), 'n/a', 'n/a', 'n/a'];
   }
   const others = cores * s.processing.elapsedMs;
   return [
-    SYSTEM_NAMES[s.kind],
+    nameOf(s),
     `${((host.busyMs / host.totalMs) * cpus).toFixed(2)} of ${cpus}`,
     `${((host.stealMs / host.totalMs) * 100).toFixed(1)}%`,
     `${(others / Math.max(1, s.processing.processed)).toFixed(3)}${cores > DISTURBED_CORES ? ' !' : ''}`,
@@ -278,7 +312,7 @@ function perJobRow(s: ScenarioResult): string[] {
   );
   const per = (v: number, digits = 2) => (v / n).toFixed(digits);
   return [
-    SYSTEM_NAMES[s.kind],
+    nameOf(s),
     per(usage.cpuUserMs + usage.cpuSystemMs, 3),
     s.server.postgresCpuMs === null ? 'n/a' : per(s.server.postgresCpuMs, 3),
     per(s.server.redisCpuMs, 3),
@@ -293,11 +327,13 @@ function perJobRow(s: ScenarioResult): string[] {
 
 function workerRow(s: ScenarioResult): string[] {
   const u = s.processing.worker.usage;
+  const orNa = (v: number | null, f: (v: number) => string) =>
+    v === null ? 'n/a' : f(v);
   return [
-    SYSTEM_NAMES[s.kind],
-    `${(u.eventLoopUtilization * 100).toFixed(0)}%`,
-    u.eventLoopLagMeanMs.toFixed(2),
-    u.eventLoopLagP99Ms.toFixed(2),
+    nameOf(s),
+    orNa(u.eventLoopUtilization, (v) => `${(v * 100).toFixed(0)}%`),
+    orNa(u.eventLoopLagMeanMs, (v) => v.toFixed(2)),
+    orNa(u.eventLoopLagP99Ms, (v) => v.toFixed(2)),
     megabytes(u.baselineMaxRssBytes),
     megabytes(u.peakHeapUsedBytes),
     s.processing.worker.retainedHeapBytes === null
@@ -324,12 +360,30 @@ function probeTable(
 function memoryLine(memory: NonNullable<BenchReport['memory']>): string {
   const s = memory.scenario;
   const verdict = memory.pass ? 'PASS' : 'FAIL';
-  const retained = s.processing.worker.retainedHeapBytes;
+  const worker = s.processing.worker;
+  const retained = worker.retainedHeapBytes;
   return [
     `memory: ${s.jobs} canary jobs waiting (enqueued at ${rate(s.enqueue.jobsPerSecond)} jobs/s);`,
-    `the worker ran ${(s.processing.elapsedMs / 1000).toFixed(1)} s and completed ${s.processing.processed} (${rate(s.processing.jobsPerSecond)} jobs/s);`,
-    `peak RSS ${memory.peakRssMb.toFixed(1)} MB (after set-up ${megabytes(s.processing.worker.usage.baselineMaxRssBytes)}, peak heap ${megabytes(s.processing.worker.usage.peakHeapUsedBytes)}, heap after GC ${retained === null ? 'n/a' : megabytes(retained)}):`,
+    `the worker (${s.workerCommand}) ran ${(s.processing.elapsedMs / 1000).toFixed(1)} s from its start and completed ${s.processing.processed} (${rate(s.processing.jobsPerSecond)} jobs/s);`,
+    `peak RSS ${memory.peakRssMb.toFixed(1)} MB (when ready ${megabytes(worker.usage.baselineMaxRssBytes)}, peak heap in use ${megabytes(worker.usage.peakHeapUsedBytes)}${retained === null ? '' : `, heap after GC ${megabytes(retained)}`})${worker.memoryAtPeak ? `; at the sample of its highest RSS, ${peakBreakdown(worker.memoryAtPeak)}` : ''}:`,
     `${verdict} (bar: under ${memory.limitMb} MB)`,
+  ].join(' ');
+}
+
+/** The RSS by kind, and what of the anonymous part V8 accounts for. */
+function peakBreakdown(m: MemoryAtPeak): string {
+  const native = m.rssAnonBytes - m.heapTotalBytes - m.externalBytes;
+  const spaces = Object.entries(m.heapSpaceUsedBytes)
+    .sort(([, a], [, b]) => b - a)
+    .slice(0, 3)
+    .map(([space, bytes]) => `${space} ${megabytes(bytes)}`)
+    .join(', ');
+  return [
+    `RSS ${megabytes(m.rssBytes)} = anonymous ${megabytes(m.rssAnonBytes)}`,
+    `[V8 heap ${megabytes(m.heapTotalBytes)} reserved, ${megabytes(m.heapUsedBytes)} in use (${spaces});`,
+    `external ${megabytes(m.externalBytes)}; the rest ${megabytes(native)}: malloc, code outside the heap, stacks]`,
+    `+ file-backed ${megabytes(m.rssFileBytes)} (node binary, libraries)`,
+    `+ shared ${megabytes(m.rssShmemBytes)}`,
   ].join(' ');
 }
 

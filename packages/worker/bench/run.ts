@@ -2,11 +2,15 @@
  * `pnpm bench`: raw BullMQ, a hand-written BullMQ worker doing one
  * Postgres INSERT per job, and the lana-jobs pipeline (producer,
  * WorkerRuntime, claim, fenced completion), side by side in one run on the
- * same Redis and Postgres, with the same concurrency and pool size; then
- * the pipeline's worker with a large backlog waiting, for its memory.
+ * same Redis and Postgres, with the same concurrency and pool size; the
+ * pipeline once more with tracing on; then the pipeline's worker as
+ * deployed with a large backlog waiting, for its memory.
  *
- * Each worker runs in a child process of its own, so that its peak RSS is
- * its own. Each scenario gets a fresh schema and BullMQ prefix, dropped at
+ * Each worker runs in a process of its own, so that its peak RSS is its
+ * own: for the throughput scenarios a child running the TypeScript source
+ * under tsx (alike for all, and as `pnpm lana-jobs` runs); for the memory
+ * scenario the package's bin on the built JavaScript (`pnpm build` runs
+ * first). Each scenario gets a fresh schema and BullMQ prefix, dropped at
  * its end, and a time limit; a pipeline scenario first starts and stops a
  * replica on its schema (see `warmUp`). Around the processing the run
  * reads the servers' counters and what else kept the machine busy, and
@@ -32,6 +36,7 @@ import {
   writeReport,
   type BenchReport,
 } from './report.js';
+import { buildPackages } from './deployed-worker.js';
 import { loopbackEndpoints, type Endpoints } from './scenario-env.js';
 import {
   runScenario,
@@ -53,6 +58,10 @@ interface Connections {
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   const endpoints = loopbackEndpoints();
+  if (options.scenarios.includes('memory')) {
+    console.log('pnpm build: the memory scenario runs the built worker');
+    buildPackages();
+  }
   const started = new Date();
   const interrupt = interruptOnSignals();
   const runId = runIdOf(started);
@@ -72,6 +81,7 @@ async function main(): Promise<number> {
     ratios: {
       pipelineToRaw: ratiosOf(undefined, undefined),
       pipelineToHandwritten: ratiosOf(undefined, undefined),
+      tracedToUntraced: ratiosOf(undefined, undefined),
     },
     memory: null,
   };
@@ -125,6 +135,7 @@ function plansOf(options: BenchOptions): ScenarioPlan[] {
       kind: 'pipeline',
       jobs: options.memoryJobs,
       runForMs: options.memoryRunSeconds * 1000,
+      deployed: true,
     });
   }
   return plans;
@@ -135,6 +146,15 @@ function throughputPlan(
   options: BenchOptions,
   round: number,
 ): ScenarioPlan {
+  if (name === 'pipeline-traced') {
+    return {
+      scenario: name,
+      round,
+      kind: 'pipeline',
+      jobs: options.jobs,
+      traced: true,
+    };
+  }
   return { scenario: name, round, kind: name, jobs: options.jobs };
 }
 
@@ -150,6 +170,7 @@ function finish(
   report.ratios = {
     pipelineToRaw: ratiosOf(byName('pipeline'), byName('raw')),
     pipelineToHandwritten: ratiosOf(byName('pipeline'), byName('handwritten')),
+    tracedToUntraced: ratiosOf(byName('pipeline-traced'), byName('pipeline')),
   };
   const memory = byName('memory');
   report.memory = memory

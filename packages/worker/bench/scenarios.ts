@@ -1,9 +1,13 @@
 /**
  * One scenario from start to end: a fresh schema and prefix, the enqueue
  * child, the worker child, the servers' counters around the processing,
- * the check that every job ran, and the clean-up.
+ * the check that every job ran, and the clean-up. A traced scenario loads
+ * the OpenTelemetry instrumentation into both children and counts what
+ * reaches the run's OTLP sink; the memory scenario's worker is the
+ * deployed bin (deployed-worker.ts) instead of the worker child.
  */
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
 import { startChild, type Child } from './child-process.js';
@@ -23,9 +27,16 @@ import {
   foreignSessions,
   serverDelta,
   type ServerDelta,
+  type ServerSnapshot,
   type ServerStats,
 } from './server-stats.js';
 import { checkEnqueued, checkProcessed } from './checks.js';
+import {
+  DEPLOYED_COMMAND,
+  startDeployedWorker,
+  type DeployedWorker,
+} from './deployed-worker.js';
+import { startOtlpSink, type OtlpCounts, type OtlpSink } from './otlp-sink.js';
 import {
   waitForGeneration,
   waitForPipeline,
@@ -34,6 +45,17 @@ import {
 
 const ENQUEUE_CHILD = new URL('./child-enqueue.ts', import.meta.url);
 const WORKER_CHILD = new URL('./child-worker.ts', import.meta.url);
+/** Loaded from source after tsx, as `pnpm lana-jobs` and the tests load it. */
+const INSTRUMENTATION = fileURLToPath(
+  new URL('../../core/src/instrumentation.ts', import.meta.url),
+);
+/** `OTEL_SERVICE_NAME` of each child of a traced scenario. */
+const TRACED_SERVICES = {
+  enqueue: 'lana-jobs-bench-enqueue',
+  worker: 'lana-jobs-worker',
+} as const;
+/** How the batch span processor reports the spans it had no room for. */
+const DROPPED_SPANS = /Dropped (\d+) spans because maxQueueSize reached/;
 
 /** What the parent shares with every scenario. */
 export interface BenchContext {
@@ -77,6 +99,18 @@ export interface ScenarioResult {
   otherSessions: number;
   /** Lines the children logged (warn and up). */
   logLines: string[];
+  /** What reached the OTLP sink, for a traced scenario; else null. */
+  tracing: TracingResult | null;
+  /** What the worker ran: the TypeScript source under tsx, or the bin. */
+  workerCommand: string;
+}
+
+export interface TracingResult extends OtlpCounts {
+  /**
+   * Spans the children's batch span processors dropped for want of room
+   * (as they logged it; a drop just before the exit goes unlogged).
+   */
+  droppedSpans: number;
 }
 
 export interface ScenarioPlan {
@@ -87,6 +121,10 @@ export interface ScenarioPlan {
   jobs: number;
   /** Stop the worker after this long even if jobs are left (memory scenario). */
   runForMs?: number;
+  /** Both children with the instrumentation, exporting to the run's sink. */
+  traced?: boolean;
+  /** The worker is the deployed bin, from `dist` (memory scenario). */
+  deployed?: boolean;
 }
 
 /** Runs one scenario within the time limit; always cleans up. */
@@ -107,21 +145,24 @@ export async function runScenario(
   );
   const signal = AbortSignal.any([ctx.signal, limit.signal]);
 
+  const sink = plan.traced ? await startOtlpSink() : undefined;
   try {
     const env = await createScenarioEnv(
       ctx.admin,
       ctx.endpoints,
       ctx.runId,
-      `${plan.scenario}${plan.round}`,
+      // NOTE: schema names allow only lower-case letters, digits and `_`.
+      `${plan.scenario.replaceAll('-', '_')}${plan.round}`,
       schemaKindOf(plan.kind),
     );
     try {
-      return await runIn(ctx, plan, env, signal);
+      return await runIn(ctx, plan, env, signal, sink);
     } finally {
       await env.cleanup();
     }
   } finally {
     clearTimeout(timer);
+    await sink?.close();
   }
 }
 
@@ -130,6 +171,7 @@ async function runIn(
   plan: ScenarioPlan,
   env: ScenarioEnv,
   signal: AbortSignal,
+  sink: OtlpSink | undefined,
 ): Promise<ScenarioResult> {
   const childEnv = childEnvironment(ctx, env);
   const logLines: string[] = [];
@@ -151,14 +193,16 @@ async function runIn(
       redisUrl: ctx.endpoints.redisUrl,
       prefix: env.prefix,
     },
-    { signal, env: childEnv },
+    { signal, ...traced(sink, childEnv, TRACED_SERVICES.enqueue) },
   );
   const enqueue = await enqueueChild.result;
   logLines.push(...enqueueChild.stderrLines());
   await checkEnqueued(ctx, plan, env);
 
-  ctx.log('  processing');
-  const processing = await runWorker(ctx, plan, env, childEnv, signal);
+  ctx.log(`  processing${plan.deployed ? ` (${DEPLOYED_COMMAND})` : ''}`);
+  const processing = plan.deployed
+    ? await runDeployedWorker(ctx, plan, env, childEnv, signal)
+    : await runWorker(ctx, plan, env, childEnv, signal, sink);
   logLines.push(...processing.logLines);
 
   return {
@@ -180,7 +224,60 @@ async function runIn(
     otherSessions: processing.otherSessions,
     check: await checkProcessed(ctx, plan, env, processing.worker),
     logLines,
+    tracing: sink ? tracingOf(sink, logLines) : null,
+    workerCommand: plan.deployed
+      ? DEPLOYED_COMMAND
+      : 'bench/child-worker.ts under tsx (TypeScript sources)',
   };
+}
+
+/**
+ * A child's environment and `--import`s: with a sink, the instrumentation
+ * and the standard variables that make it export there (the batch span
+ * processor with its defaults), under the service name `service`.
+ */
+function traced(
+  sink: OtlpSink | undefined,
+  childEnv: Record<string, string>,
+  service: string,
+): { env: Record<string, string>; imports: string[] } {
+  if (!sink) return { env: childEnv, imports: [] };
+  return {
+    env: {
+      ...childEnv,
+      OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+      OTEL_SERVICE_NAME: service,
+    },
+    imports: [INSTRUMENTATION],
+  };
+}
+
+/**
+ * What reached the sink; throws unless both children's spans arrived (the
+ * enqueue's `send` spans, the worker's `process` spans): else tracing was
+ * not on, and the scenario measured nothing of it.
+ */
+function tracingOf(sink: OtlpSink, logLines: readonly string[]): TracingResult {
+  const counts = sink.counts();
+  const missing = [
+    ...(counts.sendSpans === 0
+      ? [`'send' spans (${TRACED_SERVICES.enqueue})`]
+      : []),
+    ...(counts.processSpans === 0
+      ? [`'process' spans (${TRACED_SERVICES.worker})`]
+      : []),
+  ];
+  if (missing.length > 0) {
+    const tail = logLines.slice(-LOG_TAIL_LINES).join('\n');
+    throw new Error(
+      `the traced scenario's children were started with the instrumentation and OTEL_EXPORTER_OTLP_ENDPOINT, but the OTLP sink received no ${missing.join(' and no ')} (is OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none set?): ${counts.traceRequests} trace requests, ${counts.spans} spans in all, ${counts.unreadable} unreadable${tail ? `; the children's last log lines:\n${tail}` : ''}`,
+    );
+  }
+  const droppedSpans = logLines.reduce(
+    (sum, line) => sum + Number(DROPPED_SPANS.exec(line)?.[1] ?? 0),
+    0,
+  );
+  return { ...counts, droppedSpans };
 }
 
 interface WorkerRun {
@@ -204,15 +301,75 @@ async function runWorker(
   env: ScenarioEnv,
   childEnv: Record<string, string>,
   signal: AbortSignal,
+  sink: OtlpSink | undefined,
 ): Promise<WorkerRun> {
   const spec = workerSpec(ctx, plan.kind, plan.jobs, env);
   const child = startChild(WORKER_CHILD, spec, {
     signal,
-    env: childEnv,
+    ...traced(sink, childEnv, TRACED_SERVICES.worker),
     nodeFlags: workerNodeFlags(ctx, `${plan.scenario}-${plan.round}`),
   });
 
   return orKill(child, measureWorker(ctx, plan, env, child, signal));
+}
+
+/**
+ * The deployed bin instead of the worker child. It takes jobs as soon as it
+ * is up, so the servers' counters and the clock start before its spawn,
+ * and its set-up counts as processing time; its peak RSS is read before
+ * it is stopped.
+ */
+async function runDeployedWorker(
+  ctx: BenchContext,
+  plan: ScenarioPlan,
+  env: ScenarioEnv,
+  childEnv: Record<string, string>,
+  signal: AbortSignal,
+): Promise<WorkerRun> {
+  const othersAtStart = await foreignSessions(ctx.session, ctx.runTag);
+  const before = await ctx.stats.snapshot();
+  const worker = await startDeployedWorker({
+    env: childEnv,
+    nodeFlags: requestedNodeFlags(ctx, `${plan.scenario}-${plan.round}`),
+    signal,
+  });
+  return orKill(
+    worker,
+    measureDeployed(ctx, plan, env, worker, signal, before, othersAtStart),
+  );
+}
+
+async function measureDeployed(
+  ctx: BenchContext,
+  plan: ScenarioPlan,
+  env: ScenarioEnv,
+  worker: DeployedWorker,
+  signal: AbortSignal,
+  before: ServerSnapshot,
+  othersAtStart: number,
+): Promise<WorkerRun> {
+  await worker.ready();
+  const progress = await worker.unlessFailed(
+    waitForPipeline(ctx.session, env.schema, plan, worker.startedAt, signal),
+  );
+  const othersAtEnd = await foreignSessions(ctx.session, ctx.runTag, [
+    worker.pid,
+  ]);
+  const result = await worker.stop();
+  const server = serverDelta(before, await ctx.stats.snapshot());
+  // The parent's own polls are statements too; they are not the worker's.
+  server.pg.xact_commit = Math.max(
+    0,
+    server.pg.xact_commit - (progress.polls + 3),
+  );
+  return {
+    elapsedMs: progress.at - worker.startedAt,
+    processed: progress.completed,
+    worker: result,
+    server,
+    otherSessions: Math.max(othersAtStart, othersAtEnd),
+    logLines: worker.stderrLines(),
+  };
 }
 
 /** From the child's `ready` to its result, with the servers' counters around. */
@@ -338,10 +495,14 @@ async function orKill<T>(
   }
 }
 
-/** `--expose-gc` for the heap after GC, `--worker-node-flags`, `--cpu-prof`. */
+/** `--expose-gc` for the heap after GC, and the flags asked for. */
 export function workerNodeFlags(ctx: BenchContext, name: string): string[] {
+  return ['--expose-gc', ...requestedNodeFlags(ctx, name)];
+}
+
+/** `--worker-node-flags`, `--cpu-prof`: the only flags the deployed bin gets. */
+function requestedNodeFlags(ctx: BenchContext, name: string): string[] {
   return [
-    '--expose-gc',
     ...ctx.options.workerNodeFlags,
     ...(ctx.options.cpuProf
       ? ['--cpu-prof', `--cpu-prof-dir=${join(ctx.profileDir, name)}`]

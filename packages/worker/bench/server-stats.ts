@@ -245,7 +245,8 @@ function processTreeTicks(postmasterPid: number): number {
   return ticks;
 }
 
-function procStat(pid: number) {
+/** The fields of /proc/<pid>/stat the benchmark reads (times in clock ticks). */
+export function procStat(pid: number) {
   const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which may hold spaces: state is first.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
@@ -270,7 +271,8 @@ function parentPid(pid: number): number | null {
   }
 }
 
-function clockTicksPerSecond(): number {
+/** The unit of the times in /proc (`USER_HZ`). */
+export function clockTicksPerSecond(): number {
   try {
     return (
       Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
