@@ -70,12 +70,17 @@ describe('lana-jobs board', () => {
       child.on('close', resolve),
     );
     try {
-      const url = await waitFor('the board to log its address', async () => {
-        const line = stderr
-          .split('\n')
-          .find((l) => l.includes('board listening'));
-        return line ? (JSON.parse(line).url as string) : undefined;
-      });
+      // Under load, tsx takes a while to start the CLI.
+      const url = await waitFor(
+        'the board to log its address',
+        async () => {
+          const line = stderr
+            .split('\n')
+            .find((l) => l.includes('board listening'));
+          return line ? (JSON.parse(line).url as string) : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(stderr).toContain('BOARD_USERS is empty');
       const health = await fetch(`${url}/healthz`);
@@ -86,5 +91,5 @@ describe('lana-jobs board', () => {
       child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
-  });
+  }, 60_000);
 });

@@ -200,9 +200,9 @@ describe('the board in Chromium', () => {
       )
       .first()
       .click();
-    // Bull Board may ask to confirm in a modal of its own.
-    const confirm = page.getByRole('button', { name: /^(Confirm|Yes)/ });
-    if (await confirm.isVisible().catch(() => false)) await confirm.click();
+    // Bull Board asks to confirm in a modal of its own (confirmJobActions
+    // is on by default); the click waits for the modal to mount.
+    await page.getByRole('button', { name: /^(Confirm|Yes)/ }).click();
 
     const job = await h.waitForStatus(id, 'completed');
     expect(job.attempts).toBe(2);

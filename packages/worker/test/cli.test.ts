@@ -109,7 +109,8 @@ describe('lana-jobs CLI', () => {
       payload: { label: 'cli' },
     });
     expect(printed.attempts).toEqual([]);
-  });
+    // Three CLI runs one after another, each starting tsx.
+  }, 60_000);
 
   it('enqueue --file enqueues one job per line and prints the count', async () => {
     const file = join(tmpdir(), `lana-jobs-${process.pid}.ndjson`);
@@ -206,15 +207,21 @@ describe('lana-jobs CLI', () => {
       process.execPath,
       ['--conditions=@lana-jobs/source', '--import', 'tsx', CLI, 'worker'],
       {
-        env: { ...process.env, ...h.env.env, LOG_LEVEL: 'warn' },
+        // No /metrics: the default port may be taken.
+        env: {
+          ...process.env,
+          ...h.env.env,
+          LOG_LEVEL: 'warn',
+          METRICS_PORT: '0',
+        },
         stdio: 'ignore',
       },
     );
-    await h.waitForStatus(id, 'completed', 20_000);
     const exited = new Promise<number | null>((resolve) =>
       child.on('close', resolve),
     );
+    await h.waitForStatus(id, 'completed', 20_000);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-  });
+  }, 60_000);
 });

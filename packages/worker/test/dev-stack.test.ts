@@ -358,7 +358,8 @@ describe('lana-jobs dev', () => {
     // The SMTP sink accepted the reminders due in two days.
     expect(firstCounts.notifications_sent).toBeGreaterThanOrEqual(1);
     await stopAndCheck(run);
-  }, 150_000);
+    // Its waits: 40 s twice, 90 s, 70 s, and 30 s for the exit.
+  }, 300_000);
 
   it('reuses the data directory on a second start', async () => {
     expect(firstIds).toHaveLength(5);

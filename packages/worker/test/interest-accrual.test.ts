@@ -14,6 +14,10 @@ import {
 } from '../src/jobs/interest-accrual/index.js';
 import { attemptsOf, createHarness, type Harness } from './helpers.js';
 
+/**
+ * A bound of each wait. A test's timeout is above the sum of its waits
+ * (n × 30 s) and its setup (30 s).
+ */
 const WAIT_MS = 30_000;
 
 let h: Harness | undefined;
@@ -191,7 +195,7 @@ describe('interest accrual: money', () => {
     expect([...posted].sort()).toEqual(['205.47', '205.48']);
     expect(await checkpoint(t)).toBe('2024-02-29');
     expect(await events(t)).toHaveLength(58);
-  });
+  }, 60_000);
 
   it('should accrue a full 1/365 on a leap day under ACT/365F', async () => {
     const t = await setup({
@@ -220,7 +224,7 @@ describe('interest accrual: money', () => {
       runningExactTotal: '410.958904109589041095890410958904',
       postedAmount: '205.48',
     });
-  });
+  }, 60_000);
 
   it('should round half to even, exactly, where round() would round up', async () => {
     const t = await setup({ at: '2024-03-01T00:30:00Z' });
@@ -278,7 +282,7 @@ describe('interest accrual: days', () => {
     expect(keys).toHaveLength(5);
     expect(new Set(keys).size).toBe(5);
     expect(await events(t)).toHaveLength(5);
-  });
+  }, 90_000);
 
   it('should restart the running total each month', async () => {
     const t = await setup({
@@ -293,7 +297,7 @@ describe('interest accrual: days', () => {
     expect(mar1!.day).toBe('2024-03-01');
     expect(mar1!.running_exact_total).toBe(mar1!.exact_amount);
     expect(mar1!.posted_amount).toBe('205.48');
-  });
+  }, 60_000);
 
   it('should not accrue a day that has not ended in America/Los_Angeles', async () => {
     // 05:00 UTC on Mar 1 is 21:00 on Feb 29 in Los Angeles.
@@ -317,7 +321,7 @@ describe('interest accrual: days', () => {
       '2024-02-28',
       '2024-02-29',
     ]);
-  });
+  }, 120_000);
 
   it('should accrue a day that has ended in Pacific/Kiritimati but not yet in UTC', async () => {
     // 10:30 UTC on Feb 28 is 00:30 on Feb 29 in Kiritimati (UTC+14).
@@ -329,7 +333,7 @@ describe('interest accrual: days', () => {
     const id = await facility(t, [FEB_1]);
     await runDaily(t);
     expect((await accruals(t, id)).map((r) => r.day)).toEqual(['2024-02-28']);
-  });
+  }, 60_000);
 });
 
 describe('interest accrual: idempotency', () => {
@@ -358,7 +362,7 @@ describe('interest accrual: idempotency', () => {
     expect(attempts.map((a) => a.outcome)).toEqual(['failed', 'completed']);
     for (const id of ids) expect(await accruals(t, id)).toHaveLength(1);
     expect(await events(t)).toHaveLength(3);
-  });
+  }, 60_000);
 
   it('should change nothing when a day or a batch runs again', async () => {
     const t = await setup({ at: '2024-02-02T00:30:00Z' });
@@ -388,7 +392,7 @@ describe('interest accrual: idempotency', () => {
     expect(await accruals(t, id)).toHaveLength(1);
     expect(await events(t)).toHaveLength(1);
     expect(await checkpoint(t)).toBe('2024-02-01');
-  });
+  }, 180_000);
 
   it('should refuse a batch of a day that was never planned', async () => {
     const t = await setup({ at: '2024-02-02T00:30:00Z' });
@@ -399,7 +403,7 @@ describe('interest accrual: idempotency', () => {
     const job = await t.h.waitForStatus(id, 'failed', WAIT_MS);
     expect(job.attempts).toBe(1);
     expect(job.last_error).toMatch(/batch\.afterId .* never planned/);
-  });
+  }, 60_000);
 });
 
 describe('interest accrual: fan-out', () => {
@@ -438,5 +442,5 @@ describe('interest accrual: fan-out', () => {
     expect(rows[0]).toEqual({ n: 2500, sum: '513700.00' });
     expect(await events(t)).toHaveLength(2500);
     expect(await checkpoint(t)).toBe('2024-02-01');
-  });
+  }, 60_000);
 });

@@ -4,7 +4,7 @@ import { attemptsOf, createHarness, type Harness } from './helpers.js';
 
 let h: Harness;
 beforeEach(async () => {
-  h = await createHarness({ JOB_LEASE_MS: '1000' });
+  h = await createHarness({ JOB_LEASE_MS: '2000' });
 });
 afterEach(() => h?.close());
 
@@ -13,20 +13,20 @@ describe('the lease', () => {
     await h.worker([canary]);
     const { id } = await h
       .producer([canaryType])
-      .enqueue('canary', { sleepMs: 3000 });
+      .enqueue('canary', { sleepMs: 6000 });
     const running = await h.waitForStatus(id, 'running');
     const firstExpiry = running.lease_expires_at!.getTime();
     await expect
       .poll(
         async () => (await h.job(id)).lease_expires_at?.getTime() ?? Infinity,
-        { timeout: 5000 },
+        { timeout: 10_000 },
       )
       .toBeGreaterThan(firstExpiry);
 
-    const job = await h.waitForStatus(id, 'completed');
+    const job = await h.waitForStatus(id, 'completed', 30_000);
     expect(job.attempts).toBe(1);
     expect((await attemptsOf(h, id)).map((a) => a.outcome)).toEqual([
       'completed',
     ]);
-  });
+  }, 60_000);
 });

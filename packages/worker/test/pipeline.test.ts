@@ -60,7 +60,8 @@ describe('the job pipeline', () => {
   it('should not run a scheduled job before its scheduled_at, even when BullMQ offers it early', async () => {
     await h.worker([canary]);
     const producer = h.producer([canaryType]);
-    const scheduledAt = new Date(Date.now() + 1500);
+    // Far enough ahead that the job is still delayed when promoted below.
+    const scheduledAt = new Date(Date.now() + 5000);
     const { id } = await producer.enqueue('canary', {}, { scheduledAt });
 
     // Promote the delayed BullMQ job, as a clock skew or an operator would.

@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import {
   IdempotencyConflictError,
   JobNotFoundError,
+  cancelChannel,
   defineJobType,
 } from '@lana-jobs/core';
 import { waitFor } from '@lana-jobs/core/testing';
@@ -404,6 +406,20 @@ describe('cancel', () => {
     const producer = h.producer([stepType]);
     const { id } = await producer.enqueue('step', {});
     await h.waitForStatus(id, 'running');
+    // The replica subscribes to the broadcast after it is ready; a cancel
+    // sent before would wait for a lease renewal.
+    const redis = new Redis(h.env.config.redisUrl);
+    try {
+      await waitFor('the replica to listen for cancels', async () => {
+        const [, listeners] = await redis.pubsub(
+          'NUMSUB',
+          cancelChannel(h.env.config.queuePrefix),
+        );
+        return Number(listeners) >= 1;
+      });
+    } finally {
+      redis.disconnect();
+    }
     expect(
       (await producer.cancel(id, { actor: 'ops', reason: 'customer asked' }))
         .outcome,

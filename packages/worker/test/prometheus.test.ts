@@ -196,7 +196,9 @@ describe('Prometheus', () => {
       { timeoutMs: 10_000, intervalMs: 250 },
     );
     expect(attempts).toHaveLength(1);
-  });
+    // Its waits: Prometheus ready (20 s), the rate (30 s), up and attempts
+    // (10 s each).
+  }, 90_000);
 
   it('serves board and worker scrapes that promtool check metrics accepts', async () => {
     requireBinary('promtool');

@@ -44,18 +44,26 @@ describe('crash recovery', () => {
     await enqueueCanaries(3000, { sleepMs: 5 });
     const first = spawnWorker(h);
     processes.push(first);
-    await waitFor(
-      'some completions',
-      async () =>
-        (await count(
-          `SELECT count(*)::int AS n FROM $schema.jobs WHERE status = 'completed'`,
-        )) >= 300,
+    // Sampled and killed in one step: the jobs seen running are still
+    // running at the kill (5 ms jobs finish between two polls).
+    const runningAtKill = await waitFor(
+      'some completions, with jobs running',
+      async () => {
+        const { rows } = await h!.env.pool.query(
+          `SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
+             count(*) FILTER (WHERE status = 'running')::int AS running
+           FROM ${h!.env.schema}.jobs`,
+        );
+        const { completed, running } = rows[0] as {
+          completed: number;
+          running: number;
+        };
+        if (completed < 300 || running === 0) return undefined;
+        first.child.kill('SIGKILL');
+        return running;
+      },
       { timeoutMs: 30_000 },
     );
-    const runningAtKill = await count(
-      `SELECT count(*)::int AS n FROM $schema.jobs WHERE status = 'running'`,
-    );
-    first.child.kill('SIGKILL');
     await first.exited;
 
     processes.push(spawnWorker(h));
@@ -90,8 +98,13 @@ describe('crash recovery', () => {
     const frozenWorkerId = running.worker_id;
     frozen.child.kill('SIGSTOP');
 
-    await h.worker([canary]);
-    const done = await h.waitForStatus(id!, 'completed', 20_000);
+    // Only the frozen child has the short lease: a healthy worker whose
+    // renewal lags under load would lose the job too. Not longer: its
+    // BullMQ stall check, which takes the job over, runs once a lease.
+    await h.worker([canary], {
+      config: { ...h.env.config, jobLeaseMs: 5000 },
+    });
+    const done = await h.waitForStatus(id!, 'completed', 30_000);
     expect(done.worker_id).not.toBe(frozenWorkerId);
 
     frozen.child.kill('SIGCONT');
@@ -117,7 +130,7 @@ describe('crash recovery', () => {
       status: 'completed',
       attempts: 2,
     });
-  }, 60_000);
+  }, 90_000);
 
   it('should complete every job once across a Postgres restart, spending no attempt on the outage', async () => {
     privatePg = new PrivatePostgres(
@@ -168,7 +181,9 @@ describe('crash recovery', () => {
 
 describe('graceful shutdown', () => {
   it('should let short attempts finish, abort and hand back long ones, and exit 0 on SIGTERM', async () => {
-    h = await createHarness({ SHUTDOWN_TIMEOUT_MS: '2000' });
+    // Time enough for the 1 s attempts under load; the 60 s ones are still
+    // aborted.
+    h = await createHarness({ SHUTDOWN_TIMEOUT_MS: '5000' });
     const worker = spawnWorker(h);
     processes.push(worker);
     const short = await enqueueCanaries(4, { sleepMs: 1000 });
@@ -211,7 +226,7 @@ describe('graceful shutdown', () => {
     );
     await queue.close();
     for (const state of states) expect(['waiting', 'delayed']).toContain(state);
-  });
+  }, 60_000);
 
   it('should exit at once on a second signal', async () => {
     h = await createHarness({ SHUTDOWN_TIMEOUT_MS: '60000' });

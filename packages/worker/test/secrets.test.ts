@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '@lana-jobs/core/testing';
 import { customerSyncType } from '../src/jobs/customer-sync/index.js';
 import {
   SumsubEmulator,
@@ -80,9 +81,9 @@ async function everythingRecorded(jobId: string): Promise<string> {
   await worker!.waitForLog(/"msg":"(customer sync done|job failed)/);
   const exported = () =>
     receiver.spans.some((s) => s.attributes['messaging.message.id'] === jobId);
-  for (let i = 0; i < 100 && !exported(); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitFor(`the span of job ${jobId} exported`, async () => exported(), {
+    timeoutMs: 15_000,
+  });
   expect(exported()).toBe(true);
   const { rows } = await h.env.pool.query(
     `SELECT j.last_error, j.result::text, a.error
@@ -92,6 +93,8 @@ async function everythingRecorded(jobId: string): Promise<string> {
   return [worker!.log(), ...receiver.bodies, JSON.stringify(rows)].join('\n');
 }
 
+// Each test's timeout is above its waits: the worker's start (20 s), the
+// sync (30 s), its log line (20 s) and its span (15 s).
 describe('secrets', () => {
   it('should keep the Sumsub token and secret key out of logs, spans and errors of a sync', async () => {
     const sumsub = await startSumsub({ appToken: TOKEN, secretKey: SECRET });
@@ -110,7 +113,7 @@ describe('secrets', () => {
     expect(recorded).toContain('a-unknown');
     expect(recorded).not.toContain(TOKEN);
     expect(recorded).not.toContain(SECRET);
-  }, 60_000);
+  }, 120_000);
 
   it('should keep them out when Sumsub refuses the credentials', async () => {
     await startSumsub({ appToken: TOKEN, secretKey: 'another-secret' });
@@ -123,7 +126,7 @@ describe('secrets', () => {
     expect(recorded).toContain('Request signature mismatch');
     expect(recorded).not.toContain(TOKEN);
     expect(recorded).not.toContain(SECRET);
-  }, 60_000);
+  }, 120_000);
 
   it('should keep out a token that is not a valid header value', async () => {
     // A token pasted with a line break: fetch refuses the header, quoting it.
@@ -140,5 +143,5 @@ describe('secrets', () => {
     expect(recorded).toContain('the request could not be sent');
     expect(recorded).not.toContain(TOKEN);
     expect(recorded).not.toContain(SECRET);
-  }, 60_000);
+  }, 120_000);
 });

@@ -238,10 +238,11 @@ describe('traces', () => {
     await processes[0]!.waitForLog(/worker started/);
     // Enqueued by this process, which has no SDK: each job's trace starts
     // at its process span. One addBulk: the worker claims them together,
-    // and their completions batch.
+    // and their completions batch. Enough of them that two complete in one
+    // tick even on a loaded machine.
     const producer = h.producer([canaryType]);
     const enqueued = await producer.enqueueMany(
-      Array.from({ length: 12 }, (_, i) => ({
+      Array.from({ length: 50 }, (_, i) => ({
         type: 'canary' as const,
         payload: { label: `batched-${i}` },
         options: {},

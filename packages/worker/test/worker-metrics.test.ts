@@ -76,7 +76,14 @@ describe('worker metrics', () => {
     await h.waitForStatus(retrying, 'retrying');
     await h.waitForStatus(cancelled, 'running');
 
-    const running = parseMetrics(await (await scrape(runtime)).text());
+    // The retrying attempt leaves the gauge once its hand-back reaches Redis,
+    // after Postgres says retrying; the 60 s sleeper cannot leave it.
+    const running = await waitFor('only the sleeper active', async () => {
+      const parsed = parseMetrics(await (await scrape(runtime)).text());
+      return valueOf(parsed, 'lana_jobs_active_jobs') === 1
+        ? parsed
+        : undefined;
+    });
     expect(valueOf(running, 'lana_jobs_active_jobs')).toBe(1);
 
     await producer.cancel(cancelled);
