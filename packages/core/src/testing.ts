@@ -3,6 +3,8 @@
  * schema and a queue prefix of its own, dropped afterwards.
  */
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from './config.js';
 import { createPool, quoteIdent, type Pool } from './db.js';
@@ -126,4 +128,23 @@ export async function waitFor<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** The body of a request to a test server, gunzipped if it came so. */
+export async function readRequestBody(
+  request: IncomingMessage,
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  const raw = Buffer.concat(chunks);
+  const gzipped = request.headers['content-encoding'] === 'gzip';
+  return (gzipped ? gunzipSync(raw) : raw).toString('utf8');
+}
+
+/** Closes a test server, its kept-alive connections too. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -7,9 +7,9 @@
  * spans (the producer's `send <type>`, the worker's `process <type>`), so
  * that the run can tell that tracing really was on.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { gunzipSync } from 'node:zlib';
+import { closeServer, readRequestBody } from '@lana-jobs/core/testing';
 
 const LOOPBACK_HOST = '127.0.0.1';
 const TRACES_PATH = '/v1/traces';
@@ -59,7 +59,7 @@ export async function startOtlpSink(): Promise<OtlpSink> {
       response.writeHead(404).end();
       return;
     }
-    void readBody(request).then(
+    void readRequestBody(request).then(
       (body) => {
         if (path === TRACES_PATH) countSpans(counts, body);
         else counts.metricsRequests += 1;
@@ -118,19 +118,4 @@ function countSpans(counts: OtlpCounts, body: string): void {
       }
     }
   }
-}
-
-async function readBody(request: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of request) chunks.push(chunk as Buffer);
-  const raw = Buffer.concat(chunks);
-  const gzipped = request.headers['content-encoding'] === 'gzip';
-  return (gzipped ? gunzipSync(raw) : raw).toString('utf8');
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }

@@ -5,10 +5,10 @@
  * flattened. Also a host service (a producer) in a child process.
  */
 import { spawn } from 'node:child_process';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { gunzipSync } from 'node:zlib';
+import { closeServer, readRequestBody } from '@lana-jobs/core/testing';
 import { SOURCE_NODE_ARGS } from './processes.js';
 
 export type AttributeValue = string | number | boolean | AttributeValue[];
@@ -61,7 +61,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const points: ReceivedPoint[] = [];
   const bodies: string[] = [];
   const server = createServer((request, response) => {
-    void readBody(request).then((body) => {
+    void readRequestBody(request).then((body) => {
       bodies.push(body);
       if (request.url === '/v1/traces') spans.push(...parseSpans(body));
       if (request.url === '/v1/metrics') points.push(...parsePoints(body));
@@ -80,21 +80,6 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     bodies,
     close: () => closeServer(server),
   };
-}
-
-async function readBody(request: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of request) chunks.push(chunk as Buffer);
-  const raw = Buffer.concat(chunks);
-  const gzipped = request.headers['content-encoding'] === 'gzip';
-  return (gzipped ? gunzipSync(raw) : raw).toString('utf8');
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }
 
 interface OtlpAttribute {
